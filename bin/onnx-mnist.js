@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// Runs the TypeScript CLI directly (no build step): tsx registers a loader for .ts files.
+import { register } from "tsx/esm/api";
+register();
+await import("../cli/main.ts");
