@@ -1,0 +1,151 @@
+/**
+ * G: the graph builder with one camelCase method per op (g.conv, g.reduceSum, ...) and the tape that
+ * reverse-mode autodiff walks. While a tape is recording, every differentiable op applied to a value that
+ * depends on a watched value is taped; the backward pass itself is emitted with the tape paused.
+ */
+import { Graph } from "../graph/graph.ts";
+import { isStatic, numel, type Dim, type DType, type Value } from "../graph/value.ts";
+import type { OpDef } from "./op.ts";
+import * as ew from "./elementwise.ts";
+import * as sh from "./shape.ts";
+import * as rd from "./reduce.ts";
+import * as cv from "./conv.ts";
+import * as pl from "./pool.ts";
+import * as nm from "./norm.ts";
+import * as la from "./linalg.ts";
+import * as ls from "./loss.ts";
+
+export interface TapeEntry {
+  op: OpDef<any>;
+  inputs: (Value | undefined)[];
+  outputs: Value[];
+  attrs: any;
+}
+
+export class Tape {
+  readonly entries: TapeEntry[] = [];
+  readonly requiresGrad = new Set<string>();
+  paused = false;
+}
+
+type Operand = Value | number;
+
+export class G extends Graph {
+  tape: Tape | undefined;
+
+  /** Starts recording; `watch` the values to differentiate with respect to. */
+  record(): Tape {
+    this.tape = new Tape();
+    return this.tape;
+  }
+
+  watch(v: Value): Value {
+    if (!this.tape) throw new Error("internal error: watch() without a tape");
+    if (v.dtype !== "float32") throw new Error(`internal error: cannot differentiate with respect to ${v.dtype} ${v.name}`);
+    this.tape.requiresGrad.add(v.name);
+    return v;
+  }
+
+  requiresGrad(v: Value | undefined): boolean {
+    return !!v && !!this.tape && this.tape.requiresGrad.has(v.name);
+  }
+
+  /** Runs `f` without taping (backward passes, optimizer updates, running statistics). */
+  untaped<T>(f: () => T): T {
+    const t = this.tape;
+    if (!t) return f();
+    const was = t.paused;
+    t.paused = true;
+    try {
+      return f();
+    } finally {
+      t.paused = was;
+    }
+  }
+
+  apply<A>(op: OpDef<A>, inputs: (Value | undefined)[], attrs: A): Value[] {
+    const outs = op.infer(inputs, attrs);
+    const outputs = op.emit ? op.emit(this, inputs, attrs, outs) : this.node(op.onnx, inputs, op.attrs ? op.attrs(attrs) : {}, outs);
+    const t = this.tape;
+    if (t && !t.paused && op.vjp !== "none" && inputs.some((x) => this.requiresGrad(x))) {
+      t.entries.push({ op, inputs, outputs, attrs });
+      for (const o of outputs) if (o.dtype === "float32") t.requiresGrad.add(o.name);
+    }
+    return outputs;
+  }
+
+  private lift(x: Operand, like: Operand): Value {
+    if (typeof x !== "number") return x;
+    const dtype: DType = typeof like === "number" ? "float32" : like.dtype;
+    return this.scalar(x, dtype === "bool" ? "float32" : dtype);
+  }
+
+  private binary(op: OpDef, a: Operand, b: Operand): Value {
+    return this.apply(op, [this.lift(a, b), this.lift(b, a)], {})[0];
+  }
+
+  // elementwise
+  add = (a: Operand, b: Operand): Value => this.binary(ew.add, a, b);
+  sub = (a: Operand, b: Operand): Value => this.binary(ew.sub, a, b);
+  mul = (a: Operand, b: Operand): Value => this.binary(ew.mul, a, b);
+  div = (a: Operand, b: Operand): Value => this.binary(ew.div, a, b);
+  pow = (a: Operand, b: Operand): Value => this.binary(ew.pow, a, b);
+  greater = (a: Operand, b: Operand): Value => this.binary(ew.greater, a, b);
+  equal = (a: Operand, b: Operand): Value => this.binary(ew.equal, a, b);
+  neg = (x: Value): Value => this.apply(ew.neg, [x], {})[0];
+  exp = (x: Value): Value => this.apply(ew.exp, [x], {})[0];
+  log = (x: Value): Value => this.apply(ew.log, [x], {})[0];
+  sqrt = (x: Value): Value => this.apply(ew.sqrt, [x], {})[0];
+  reciprocal = (x: Value): Value => this.apply(ew.reciprocal, [x], {})[0];
+  tanh = (x: Value): Value => this.apply(ew.tanh, [x], {})[0];
+  sigmoid = (x: Value): Value => this.apply(ew.sigmoid, [x], {})[0];
+  relu = (x: Value): Value => this.apply(ew.relu, [x], {})[0];
+  leakyRelu = (x: Value, alpha: number): Value => this.apply(ew.leakyRelu, [x], { alpha })[0];
+  where = (c: Value, a: Operand, b: Operand): Value => this.apply(ew.where, [c, this.lift(a, b), this.lift(b, a)], {})[0];
+  cast = (x: Value, to: DType): Value => this.apply(ew.cast, [x], { to })[0];
+
+  // shape
+  reshape = (x: Value, shape: Dim[]): Value => this.apply(sh.reshape, [x], { shape })[0];
+  reshapeLike = (x: Value, like: Value): Value => this.apply(sh.reshapeLike, [x, like], {})[0];
+  flatten = (x: Value, axis = 1): Value => this.apply(sh.flatten, [x], { axis })[0];
+  transpose = (x: Value, perm: number[]): Value => this.apply(sh.transpose, [x], { perm })[0];
+  unsqueeze = (x: Value, axes: number[]): Value => this.apply(sh.unsqueeze, [x], { axes })[0];
+  expandLike = (x: Value, like: Value): Value => this.apply(sh.expandLike, [x, like], {})[0];
+  concat = (xs: Value[], axis: number): Value => this.apply(sh.concat, xs, { axis })[0];
+  slice = (x: Value, starts: number[], ends: number[], axes: number[]): Value => this.apply(sh.slice, [x], { starts, ends, axes })[0];
+  pad = (x: Value, pads: number[]): Value => this.apply(sh.pad, [x], { pads })[0];
+  identity = (x: Value): Value => this.apply(sh.identity, [x], {})[0];
+  shape = (x: Value): Value => this.apply(sh.shape, [x], {})[0];
+  size = (x: Value): Value => this.apply(sh.size, [x], {})[0];
+
+  // reductions
+  reduceSum = (x: Value, axes: number[], keepdims = false): Value => this.apply(rd.reduceSum, [x], { axes, keepdims })[0];
+  reduceMean = (x: Value, axes: number[], keepdims = false): Value => this.apply(rd.reduceMean, [x], { axes, keepdims })[0];
+  argMax = (x: Value, axis: number, keepdims = false): Value => this.apply(rd.argMax, [x], { axis, keepdims })[0];
+
+  // neural-network ops
+  conv = (x: Value, w: Value, b: Value | undefined, a: cv.ConvAttrs): Value => this.apply(cv.conv, [x, w, b], a)[0];
+  convTranspose = (dy: Value, w: Value, a: Parameters<typeof cv.convTranspose.infer>[1]): Value => this.apply(cv.convTranspose, [dy, w], a)[0];
+  maxPool = (x: Value, a: pl.PoolAttrs): Value => this.apply(pl.maxPool, [x], { ...a, indices: this.requiresGrad(x) })[0];
+  maxUnpool = (dy: Value, indices: Value, like: Value, a: pl.PoolAttrs): Value => this.apply(pl.maxUnpool, [dy, indices, like], a)[0];
+  scatterAdd = (data: Value, indices: Value, updates: Value): Value => this.apply(pl.scatterAdd, [data, indices, updates], {})[0];
+  averagePool = (x: Value, a: pl.PoolAttrs): Value => this.apply(pl.averagePool, [x], a)[0];
+  /** Returns [y, batchMean, batchVarBiased]. */
+  batchNormTrain = (x: Value, gamma: Value, beta: Value, eps: number): Value[] => this.apply(nm.batchNormTrain, [x, gamma, beta], { eps });
+  batchNormInfer = (x: Value, gamma: Value, beta: Value, mean: Value, variance: Value, eps: number): Value =>
+    this.apply(nm.batchNormInfer, [x, gamma, beta, mean, variance], { eps })[0];
+  gemm = (a: Value, b: Value, c: Value | undefined, t: la.GemmAttrs): Value => this.apply(la.gemm, [a, b, c], t)[0];
+  matMul = (a: Value, b: Value): Value => this.apply(la.matMul, [a, b], {})[0];
+  softmax = (x: Value, axis = -1): Value => this.apply(ls.softmax, [x], { axis })[0];
+  logSoftmax = (x: Value, axis = -1): Value => this.apply(ls.logSoftmax, [x], { axis })[0];
+  /** Returns [meanLoss, logProb]. */
+  softmaxCrossEntropy = (logits: Value, labels: Value): Value[] => this.apply(ls.softmaxCrossEntropy, [logits, labels], {});
+  oneHot = (labels: Value, depth: number): Value => this.apply(ls.oneHot, [labels], { depth })[0];
+
+  /** |x| / |y| as a float32 scalar: a constant when both shapes are static, else read at run time. */
+  countRatio(x: Value, y: Value): Value {
+    if (isStatic(x.shape) && isStatic(y.shape)) return this.scalar(numel(x.shape) / numel(y.shape));
+    const sx = this.cast(this.size(x), "float32");
+    return isStatic(y.shape) ? this.div(sx, numel(y.shape)) : this.div(sx, this.cast(this.size(y), "float32"));
+  }
+}

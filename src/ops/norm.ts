@@ -1,0 +1,77 @@
+/** Batch normalisation over NCHW (statistics per channel over N, H, W). */
+import { shapeToString, type Value } from "../graph/value.ts";
+import { defineOp, one, req } from "./op.ts";
+import type { G } from "./builder.ts";
+
+const perChannel = (g: G, v: Value) => g.reshape(v, [v.shape[0], 1, 1]); // [C] -> [C,1,1], broadcasts over NCHW
+
+function checkBn(x: Value, gamma: Value): void {
+  if (x.shape.length !== 4) throw new Error(`BatchNorm2d expects a 4-D input, got ${shapeToString(x.shape)}`);
+  if (x.shape[1] !== gamma.shape[0]) throw new Error(`BatchNorm2d has ${gamma.shape[0]} channels, the previous layer gives ${x.shape[1]}`);
+}
+
+/**
+ * Training-mode BatchNormalization: y = gamma (x - mean) / sqrt(var + eps) + beta with the batch's mean and
+ * biased variance, which are also outputs (the layer turns them into running statistics).
+ *
+ * One ONNX node computes all three. onnxruntime writes the "running" statistics into the buffers of its
+ * input_mean/input_var inputs (ORT-FACTS.md), so they are fresh run-time tensors made for this node alone
+ * (gamma*0 and gamma*0+1) and momentum is 0, which makes the running outputs exactly the batch statistics.
+ */
+export const batchNormTrain = defineOp<{ eps: number }>({
+  onnx: "BatchNormalization",
+  infer: ([x, gamma]) => {
+    checkBn(req(x, "x"), req(gamma, "gamma"));
+    const c = gamma!.shape;
+    return [
+      { shape: x!.shape, dtype: "float32" },
+      { shape: c, dtype: "float32" },
+      { shape: c, dtype: "float32" },
+    ];
+  },
+  emit: (g, [x, gamma, beta], { eps }, outs) => {
+    const scratchMean = g.node("Mul", [gamma, g.scalar(0)], {}, [{ shape: gamma!.shape, dtype: "float32" }])[0];
+    const scratchVar = g.node("Add", [scratchMean, g.scalar(1)], {}, [{ shape: gamma!.shape, dtype: "float32" }])[0];
+    return g.node("BatchNormalization", [x, gamma, beta, scratchMean, scratchVar], { epsilon: { float: eps }, momentum: { float: 0 }, training_mode: 1 }, outs);
+  },
+  /**
+   * With xhat = (x - mu) * r, r = 1/sqrt(var + eps), M = N*H*W and means over (N, H, W):
+   *   dgamma = sum(dy * xhat),  dbeta = sum(dy)
+   *   dx = gamma r (dy - mean(dy) - xhat mean(dy xhat)) = A dy + B x + C   (per-channel A, B, C)
+   * so the full-size work is one product dy*x, two reductions and one affine map.
+   */
+  vjp: (g, dys, { inputs: [x, gamma], outputs: [, mu, variance], attrs: { eps }, needs }) => {
+    const dy = one(dys);
+    const r = g.reciprocal(g.sqrt(g.add(variance, eps)));
+    const mdy = g.reduceMean(dy, [0, 2, 3], false);
+    const mdyx = g.reduceMean(g.mul(dy, x!), [0, 2, 3], false);
+    const k = g.mul(r, g.sub(mdyx, g.mul(mu, mdy))); // mean(dy * xhat)
+    const m = g.countRatio(x!, mu); // M as float
+    const a = g.mul(gamma!, r);
+    const b = g.neg(g.mul(g.mul(a, r), k));
+    const c = g.sub(g.neg(g.mul(a, mdy)), g.mul(b, mu));
+    const dx = needs[0] ? g.add(g.add(g.mul(dy, perChannel(g, a)), g.mul(x!, perChannel(g, b))), perChannel(g, c)) : undefined;
+    return [dx, needs[1] ? g.mul(k, m) : undefined, needs[2] ? g.mul(mdy, m) : undefined];
+  },
+});
+
+/** Inference-mode BatchNormalization with given (running) statistics. */
+export const batchNormInfer = defineOp<{ eps: number }>({
+  onnx: "BatchNormalization",
+  infer: ([x, gamma]) => {
+    checkBn(req(x, "x"), req(gamma, "gamma"));
+    return [{ shape: x!.shape, dtype: "float32" }];
+  },
+  attrs: ({ eps }) => ({ epsilon: { float: eps } }),
+  // y = gamma (x - mean) r + beta: dx = gamma r dy, dgamma = sum(dy (x - mean) r), dbeta = sum(dy); statistics are buffers
+  vjp: (g, dys, { inputs: [x, gamma, , mean, variance], attrs: { eps }, needs }) => {
+    const dy = one(dys);
+    const r = g.reciprocal(g.sqrt(g.add(variance!, eps)));
+    const xhat = g.mul(g.sub(x!, perChannel(g, mean!)), perChannel(g, r));
+    return [
+      needs[0] ? g.mul(dy, perChannel(g, g.mul(gamma!, r))) : undefined,
+      needs[1] ? g.reduceSum(g.mul(dy, xhat), [0, 2, 3], false) : undefined,
+      needs[2] ? g.reduceSum(dy, [0, 2, 3], false) : undefined,
+    ];
+  },
+});

@@ -1,0 +1,51 @@
+/**
+ * An op is one object: its shape rule (`infer`), how it is emitted as ONNX, and its vector-Jacobian
+ * product (`vjp`), side by side. `vjp: "none"` is an explicit statement that the op is not differentiable
+ * (integer/boolean outputs) or is only ever emitted inside a backward pass.
+ */
+import type { Attrs } from "../graph/graph.ts";
+import type { DType, Shape, Value } from "../graph/value.ts";
+import type { G } from "./builder.ts";
+
+export interface OutSpec {
+  shape: Shape;
+  dtype: DType;
+}
+
+export interface VjpContext<A> {
+  inputs: (Value | undefined)[];
+  outputs: Value[];
+  attrs: A;
+  /** needs[i]: whether input i requires a gradient (rules may skip the others; their result is ignored). */
+  needs: boolean[];
+}
+
+/** Cotangents of the outputs (undefined where an output does not reach the loss) -> cotangents of the inputs. */
+export type Vjp<A> = (g: G, dys: (Value | undefined)[], ctx: VjpContext<A>) => (Value | undefined)[];
+
+export interface OpDef<A = Record<string, never>> {
+  /** The ONNX op_type emitted by default. */
+  onnx: string;
+  infer: (inputs: (Value | undefined)[], attrs: A) => OutSpec[];
+  /** ONNX attributes for the default emission (default: none). */
+  attrs?: (a: A) => Attrs;
+  /** Custom emission (several nodes); default is one `onnx` node. */
+  emit?: (g: G, inputs: (Value | undefined)[], attrs: A, outs: OutSpec[]) => Value[];
+  vjp: Vjp<A> | "none";
+}
+
+export function defineOp<A = Record<string, never>>(def: OpDef<A>): OpDef<A> {
+  return def;
+}
+
+/** The single cotangent of a one-output op, which the driver guarantees is present. */
+export function one(dys: (Value | undefined)[]): Value {
+  const dy = dys[0];
+  if (!dy) throw new Error("internal error: vjp called without a cotangent");
+  return dy;
+}
+
+export function req(x: Value | undefined, what: string): Value {
+  if (!x) throw new Error(`internal error: missing input ${what}`);
+  return x;
+}

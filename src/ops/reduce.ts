@@ -1,0 +1,52 @@
+/** Reductions over static axes. Axes are inputs (ReduceSum: opset 13+; ReduceMean: opset 18+, attribute before). */
+import { OPSET } from "../graph/graph.ts";
+import type { Dim, Value } from "../graph/value.ts";
+import { defineOp, one, req } from "./op.ts";
+
+interface ReduceAttrs {
+  axes: number[];
+  keepdims: boolean;
+}
+
+function reduced(x: Value, { axes, keepdims }: ReduceAttrs): Dim[] {
+  const r = x.shape.length;
+  const norm = axes.map((a) => (a < 0 ? a + r : a));
+  const out: Dim[] = [];
+  x.shape.forEach((d, i) => {
+    if (!norm.includes(i)) out.push(d);
+    else if (keepdims) out.push(1);
+  });
+  return out;
+}
+
+/** The cotangent of a reduction, with the reduced axes put back as size 1, broadcast to x's shape. */
+function spread(g: import("./builder.ts").G, dy: Value, x: Value, { axes, keepdims }: ReduceAttrs): Value {
+  const kept = keepdims ? dy : g.unsqueeze(dy, axes.map((a) => (a < 0 ? a + x.shape.length : a)).sort((a, b) => a - b));
+  return g.expandLike(kept, x);
+}
+
+// d sum(x) = dy broadcast back over the summed axes
+export const reduceSum = defineOp<ReduceAttrs>({
+  onnx: "ReduceSum",
+  infer: ([x], a) => [{ shape: reduced(req(x, "x"), a), dtype: req(x, "x").dtype }],
+  emit: (g, [x], { axes, keepdims }, [out]) => g.node("ReduceSum", [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out]),
+  vjp: (g, dys, { inputs: [x], attrs }) => [spread(g, one(dys), x!, attrs)],
+});
+
+// d mean(x) = dy / count, broadcast back; count = |x| / |y| (read at run time when shapes are symbolic)
+export const reduceMean = defineOp<ReduceAttrs>({
+  onnx: "ReduceMean",
+  infer: ([x], a) => [{ shape: reduced(req(x, "x"), a), dtype: req(x, "x").dtype }],
+  emit: (g, [x], { axes, keepdims }, [out]) =>
+    OPSET >= 18
+      ? g.node("ReduceMean", [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out])
+      : g.node("ReduceMean", [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]),
+  vjp: (g, dys, { inputs: [x], outputs: [y], attrs }) => [g.div(spread(g, one(dys), x!, attrs), g.countRatio(x!, y))],
+});
+
+export const argMax = defineOp<{ axis: number; keepdims: boolean }>({
+  onnx: "ArgMax",
+  infer: ([x], { axis, keepdims }) => [{ shape: reduced(req(x, "x"), { axes: [axis], keepdims }), dtype: "int64" }],
+  attrs: ({ axis, keepdims }) => ({ axis, keepdims: keepdims ? 1 : 0 }),
+  vjp: "none",
+});
