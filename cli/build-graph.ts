@@ -1,0 +1,45 @@
+import type { CommandModule } from "yargs";
+import { buildArtifacts, writeArtifacts } from "../src/node/artifacts.ts";
+import { OPSET } from "../src/graph/graph.ts";
+import type { OptimizerName } from "../src/optim/optimizer.ts";
+import { checkModelOptions, modelOptions } from "./options.ts";
+import { UserError } from "../src/node/files.ts";
+
+interface Args {
+  model: string;
+  optimizer: string;
+  lr?: number;
+  weightDecay?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  seed: number;
+  out: string;
+}
+
+const command: CommandModule<object, Args> = {
+  command: "build-graph",
+  describe: "Emit the training-step, evaluation and inference ONNX graphs and an initial checkpoint",
+  builder: (y) =>
+    y
+      .options(modelOptions)
+      .option("out", { type: "string", demandOption: true, describe: "output directory", requiresArg: true })
+      .example("$0 build-graph --model mycnn --optimizer adam --lr 1e-3 --seed 0 --out graphs/", "") as any,
+  handler: (a) => {
+    try {
+      checkModelOptions(a);
+    } catch (e) {
+      throw new UserError((e as Error).message);
+    }
+    const built = buildArtifacts({ ...a, optimizer: a.optimizer as OptimizerName });
+    writeArtifacts(a.out, built.files);
+    const { program } = built;
+    const p = program.plan;
+    console.log(`model        ${p.name}: ${p.paramCount.toLocaleString("en-US")} parameters, ${p.bufferCount} buffer values`);
+    console.log(`optimizer    ${JSON.stringify(program.optimizer)}`);
+    console.log(`opset        ${OPSET} (default domain only)`);
+    console.log(`train_step   ${program.nodeCounts.trainStep} nodes: ${program.opTypes.trainStep.join(", ")}`);
+    console.log(`eval_step    ${program.nodeCounts.evalStep} nodes: ${program.opTypes.evalStep.join(", ")}`);
+    console.log(`wrote        ${Object.keys(built.files).map((f) => `${a.out.replace(/\/$/, "")}/${f}`).join(", ")}`);
+  },
+};
+export default command;

@@ -1,0 +1,1 @@
+export const commandModules = [] as import("yargs").CommandModule<object, any>[];

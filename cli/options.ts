@@ -1,0 +1,28 @@
+/** Option definitions shared by build-graph and train, and the checks yargs cannot express. */
+import type { Options } from "yargs";
+import { optimizerNames } from "../src/optim/optimizer.ts";
+
+export const modelOptions = {
+  model: { type: "string", default: "mycnn", describe: "built-in model (mycnn, lenet5) or a spec .json file", requiresArg: true },
+  optimizer: { type: "string", choices: optimizerNames as unknown as string[], default: "adam", describe: "optimizer (PyTorch semantics)" },
+  lr: { type: "number", describe: "learning rate [default: 1e-3 for adam/adamw, 1e-2 for sgd]", requiresArg: true },
+  "weight-decay": { type: "number", describe: "weight decay (L2 for adam/sgd, decoupled for adamw) [default: 0; adamw 1e-2]", requiresArg: true },
+  momentum: { type: "number", describe: "SGD momentum [default: 0.9]", requiresArg: true },
+  nesterov: { type: "boolean", describe: "SGD with Nesterov momentum" },
+  seed: { type: "number", default: 0, describe: "seed for initialisation and shuffling", requiresArg: true },
+} satisfies Record<string, Options>;
+
+export function checkNumber(name: string, v: number | undefined, o: { integer?: boolean; min?: number; positive?: boolean } = {}): void {
+  if (v === undefined) return;
+  if (!Number.isFinite(v)) throw new Error(`--${name} must be a number, got ${v}`);
+  if (o.integer && !Number.isInteger(v)) throw new Error(`--${name} must be a whole number, got ${v}`);
+  if (o.positive && !(v > 0)) throw new Error(`--${name} must be greater than 0, got ${v}`);
+  if (o.min !== undefined && v < o.min) throw new Error(`--${name} must be at least ${o.min}, got ${v}`);
+}
+
+export function checkModelOptions(a: { lr?: number; weightDecay?: number; momentum?: number; seed: number }): void {
+  checkNumber("lr", a.lr, { positive: true });
+  checkNumber("weight-decay", a.weightDecay, { min: 0 });
+  checkNumber("momentum", a.momentum, { min: 0 });
+  checkNumber("seed", a.seed, { integer: true, min: 0 });
+}

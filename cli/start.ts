@@ -1,0 +1,33 @@
+import type { CommandModule } from "yargs";
+import { trainWithUi, trainOptions } from "./train.ts";
+
+interface Args {
+  port: number;
+  host: string;
+  [k: string]: unknown;
+}
+
+/** `npm start`: train the default model on the bundled MNIST, then serve the web demo with it. */
+const command: CommandModule<object, Args> = {
+  command: "start",
+  describe: "Train the default model (mycnn, 3 epochs) on the bundled MNIST, then serve the web demo with it",
+  builder: (y) =>
+    y
+      .options({ ...trainOptions, dashboard: trainOptions.dashboard, port: { type: "number", default: 8080, describe: "demo port", requiresArg: true } })
+      .option("serve", { type: "boolean", default: true, describe: "serve the demo after training (--no-serve to skip)" }) as any,
+  handler: async (a) => {
+    const { port, host, serve, dashboard, ...train } = a as Args & { serve: boolean; dashboard?: boolean };
+    const { code, dir } = await trainWithUi({ ...(train as any), dashboard, port: dashboard ? 0 : undefined, host });
+    if (code !== 0) {
+      process.exitCode = code;
+      return;
+    }
+    if (!serve) return;
+    const { serveDemo } = await import("../src/server/demo.ts");
+    const server = await serveDemo({ modelPath: `${dir}/model.onnx`, port, host });
+    console.log(`demo: ${server.url}  (Ctrl-C to stop)`);
+    await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
+    await server.close();
+  },
+};
+export default command;

@@ -1,0 +1,167 @@
+import type { CommandModule } from "yargs";
+import cliProgress from "cli-progress";
+import { trainRun, stopSignal, type TrainOptions } from "../src/node/train-run.ts";
+import { UserError } from "../src/node/files.ts";
+import type { OptimizerName } from "../src/optim/optimizer.ts";
+import { checkModelOptions, checkNumber, modelOptions } from "./options.ts";
+
+interface Args {
+  model: string;
+  epochs?: number;
+  batchSize: number;
+  optimizer: string;
+  lr?: number;
+  weightDecay?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  seed: number;
+  data?: string;
+  out?: string;
+  resume?: string;
+  graph?: string;
+  threads?: number;
+  trainLimit?: number;
+  testLimit?: number;
+  dashboard?: boolean;
+  port?: number;
+  host: string;
+}
+
+export const trainOptions = {
+  ...modelOptions,
+  epochs: { type: "number", describe: "epochs to train [default: 3]", requiresArg: true },
+  "batch-size": { type: "number", default: 128, describe: "images per optimizer step (the last batch of an epoch may be smaller)", requiresArg: true },
+  data: { type: "string", describe: "directory with the four MNIST-format IDX files (raw or .gz) [default: the bundled MNIST]", requiresArg: true },
+  out: { type: "string", describe: "run directory [default: runs/<timestamp>; runs/latest points to the newest]", requiresArg: true },
+  resume: { type: "string", describe: "continue the run in this directory from its checkpoint", requiresArg: true },
+  graph: { type: "string", describe: "train the graphs that build-graph wrote to this directory", requiresArg: true },
+  threads: { type: "number", describe: "onnxruntime intra-op threads [default: one per core]", requiresArg: true },
+  "train-limit": { type: "number", describe: "use only the first N training images", requiresArg: true },
+  "test-limit": { type: "number", describe: "use only the first N test images", requiresArg: true },
+  dashboard: { type: "boolean", describe: "serve a live dashboard of the run" },
+  port: { type: "number", describe: "dashboard port (0: any free port) [default: 8050]", requiresArg: true },
+  host: { type: "string", default: "127.0.0.1", describe: "dashboard address to listen on", requiresArg: true },
+} as const;
+
+export function checkTrainArgs(a: Args): void {
+  try {
+    checkModelOptions(a);
+    checkNumber("epochs", a.epochs, { integer: true, min: 1 });
+    checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
+    checkNumber("threads", a.threads, { integer: true, min: 1 });
+    checkNumber("train-limit", a.trainLimit, { integer: true, min: 1 });
+    checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
+    checkNumber("port", a.port, { integer: true, min: 0 });
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+}
+
+/** Trains with a progress bar on stderr and one line per epoch on stdout. Returns the process exit code. */
+export async function trainWithUi(a: Args): Promise<{ code: number; dir: string }> {
+  checkTrainArgs(a);
+  const tty = process.stderr.isTTY;
+  const bar = new cliProgress.SingleBar(
+    {
+      format: "epoch {epoch}/{epochs} {bar} {value}/{total} | loss {loss} | {ips} img/s | ETA {eta_formatted}",
+      barsize: 24,
+      hideCursor: true,
+      clearOnComplete: true,
+      stream: process.stderr,
+      etaBuffer: 50,
+      noTTYOutput: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let dashboard: { url: string; publish(dir: string, rec: object): void; close(): Promise<void> } | undefined;
+  let runDir = "";
+  const onSigint = () => {
+    if (stopSignal.requested) {
+      // Second Ctrl-C: leave now. Every file on disk is whole (atomic writes), so nothing is lost but this step.
+      process.stderr.write("\nstopped without saving\n");
+      process.exit(130);
+    }
+    stopSignal.requested = true;
+    process.stderr.write("\nstopping after this step (Ctrl-C again to quit at once)...\n");
+  };
+  process.on("SIGINT", onSigint);
+  let smooth = 0;
+  let smoothN = 0;
+  let epochShown = 0;
+  try {
+    const outcome = await trainRun({ ...a, optimizer: a.optimizer as OptimizerName } as TrainOptions, {
+      onStart: async (info) => {
+        runDir = info.dir;
+        console.log(`${info.resumed ? "resuming" : "training"} ${info.plan.name} (${info.plan.paramCount.toLocaleString("en-US")} parameters) in ${info.dir}` + (info.resumed ? ` from epoch ${info.startEpoch + 1}, step ${info.startBatch}` : ""));
+        if (a.dashboard) {
+          const mod = await import("../src/dashboard/server.ts");
+          dashboard = await mod.startDashboard({ host: a.host, port: a.port ?? 8050, runDirs: [info.dir], live: true });
+          console.log(`dashboard: ${dashboard.url}`);
+        }
+      },
+      onRecord: (rec) => dashboard?.publish(runDir, rec),
+      onStep: (s, ips) => {
+        smooth = 0.98 * smooth + 0.02 * s.loss;
+        smoothN++;
+        const shown = smooth / (1 - 0.98 ** smoothN);
+        if (!tty) return;
+        const payload = { epoch: s.epoch, epochs: a.epochs ?? 3, loss: shown.toFixed(4), ips: Math.round(ips).toLocaleString("en-US") };
+        if (epochShown !== s.epoch) {
+          if (epochShown) bar.stop();
+          bar.start(s.batches, s.batch - 1, payload);
+          epochShown = s.epoch;
+        }
+        bar.update(s.batch, payload);
+      },
+      onEpoch: (e, epochs) => {
+        if (tty) bar.stop();
+        epochShown = 0;
+        console.log(
+          `epoch ${e.epoch}/${epochs}  train loss ${e.trainLoss.toFixed(4)}  train acc ${(100 * e.trainAccuracy).toFixed(2)}%  ` +
+            `test loss ${e.test.loss.toFixed(4)}  test acc ${(100 * e.test.accuracy).toFixed(2)}%  (${e.seconds.toFixed(1)} s)`,
+        );
+      },
+      afterEpochFiles: async (dir) => {
+        const mod = await import("../src/dashboard/report.ts").catch(() => undefined);
+        await mod?.writeReport(dir);
+      },
+    });
+    if (tty) bar.stop();
+    if (outcome.status === "interrupted") {
+      const p = outcome.position;
+      console.log(`interrupted at epoch ${p.epoch + 1}, step ${p.stepInEpoch}; checkpoint saved in ${outcome.dir}/checkpoint`);
+      console.log(`resume with: onnx-mnist train --resume ${outcome.dir}`);
+      return { code: 130, dir: outcome.dir };
+    }
+    if (outcome.status === "diverged") {
+      console.error(
+        `error: the loss became ${outcome.lastLoss} at step ${outcome.step} (epoch ${outcome.position.epoch + 1}); training stopped. ` +
+          `The last good checkpoint (epoch ${outcome.position.epoch}) is in ${outcome.dir}/checkpoint. Try a lower --lr.`,
+      );
+      return { code: 1, dir: outcome.dir };
+    }
+    console.log(`done: ${outcome.dir}/model.onnx` + (outcome.testAccuracy !== undefined ? ` (test accuracy ${(100 * outcome.testAccuracy).toFixed(2)}%)` : ""));
+    console.log(`evaluate with: onnx-mnist eval --model ${outcome.dir}/model.onnx`);
+    return { code: 0, dir: outcome.dir };
+  } finally {
+    process.off("SIGINT", onSigint);
+    if (tty) bar.stop();
+    await dashboard?.close();
+  }
+}
+
+const command: CommandModule<object, Args> = {
+  command: "train",
+  describe: "Train a model on MNIST with onnxruntime-node (progress bar, per-epoch test accuracy, checkpoints, resume)",
+  builder: (y) =>
+    y
+      .options(trainOptions)
+      .example("$0 train", "train mycnn for 3 epochs on the bundled MNIST")
+      .example("$0 train --model lenet5 --epochs 5 --out runs/lenet", "")
+      .example("$0 train --resume runs/latest", "continue an interrupted run") as any,
+  handler: async (a) => {
+    const { code } = await trainWithUi(a);
+    process.exitCode = code;
+  },
+};
+export default command;

@@ -1,0 +1,104 @@
+/**
+ * Node-only: model specs from files, and the artifacts that `build-graph` writes and `train --graph` reads
+ * (train_step.onnx, eval_step.onnx, model.onnx, checkpoint).
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { builtinModels, builtinSpec, SpecError, validateSpec, type ModelSpec } from "../nn/spec.ts";
+import { buildInferenceModel, buildProgram, initialValues, planModel, type Program } from "../program/program.ts";
+import { optimizerConfig, optimizerState, type OptimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
+import { decodeCheckpoint, type CheckpointData } from "../runtime/checkpoint.ts";
+import { checkpointData, stateFromCheckpoint, Trainer, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
+import { startPosition } from "../runtime/fit.ts";
+import { decodeModel } from "../onnx/proto.ts";
+import { readFileOrFail, UserError, writeFileAtomic } from "./files.ts";
+import { encodeCheckpoint } from "../runtime/checkpoint.ts";
+
+/** A built-in model name, or a path to a spec .json file (validated against the schema and shape-checked). */
+export function resolveModelSpec(arg: string): ModelSpec {
+  if (arg in builtinModels) return builtinSpec(arg);
+  if (!arg.endsWith(".json") && !existsSync(arg)) return builtinSpec(arg); // throws "unknown model"
+  const text = new TextDecoder().decode(readFileOrFail(arg, "a model spec"));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new SpecError(`${arg}: not valid JSON (${(e as Error).message})`);
+  }
+  const spec = validateSpec(parsed, arg);
+  try {
+    planModel(spec);
+  } catch (e) {
+    throw new SpecError(`${arg}: ${(e as Error).message}`);
+  }
+  return spec;
+}
+
+export interface BuildOptions {
+  model: string;
+  optimizer: OptimizerName;
+  lr?: number;
+  weightDecay?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  betas?: [number, number];
+  eps?: number;
+  seed: number;
+}
+
+export interface Built {
+  program: Program;
+  state: TrainingState;
+  files: Record<string, Uint8Array>;
+}
+
+/** Everything build-graph writes, computed in memory first (so a bad input writes nothing). */
+export function buildArtifacts(o: BuildOptions): Built {
+  const spec = resolveModelSpec(o.model);
+  const opt = optimizerConfig(o.optimizer, o);
+  const program = buildProgram(spec, opt);
+  const init = initialValues(program.plan, o.seed);
+  const state = Trainer.freshState(program, init.params, init.buffers);
+  const config = { model: o.model, optimizer: o.optimizer, lr: opt.lr, seed: o.seed };
+  const files = {
+    "train_step.onnx": program.trainStep,
+    "eval_step.onnx": program.evalStep,
+    "model.onnx": buildInferenceModel(program.plan, init.params, init.buffers),
+    checkpoint: encodeCheckpoint(checkpointData(program, state, { ...positionFields(o.seed), config })),
+  };
+  return { program, state, files };
+}
+
+function positionFields(seed: number) {
+  const p = startPosition(seed);
+  return { epoch: p.epoch, stepInEpoch: p.stepInEpoch, epochRng: p.epochRng };
+}
+
+export function writeArtifacts(dir: string, files: Record<string, Uint8Array>): void {
+  for (const [name, bytes] of Object.entries(files)) writeFileAtomic(join(dir, name), bytes);
+}
+
+export function readCheckpointFile(path: string): CheckpointData {
+  return decodeCheckpoint(readFileOrFail(path, "a checkpoint"), path);
+}
+
+/** A training program from a build-graph directory: its graphs as written, the layout from its checkpoint. */
+export function loadGraphDir(dir: string): { program: TrainingProgram; checkpoint: CheckpointData; state: TrainingState } {
+  const checkpoint = readCheckpointFile(join(dir, "checkpoint"));
+  const trainStep = readFileOrFail(join(dir, "train_step.onnx"), "the training-step graph written by build-graph");
+  const evalStep = readFileOrFail(join(dir, "eval_step.onnx"), "the evaluation graph written by build-graph");
+  for (const [name, bytes] of [["train_step.onnx", trainStep], ["eval_step.onnx", evalStep]] as const) {
+    try {
+      decodeModel(bytes);
+    } catch (e) {
+      throw new UserError(`${join(dir, name)}: not an ONNX model (${(e as Error).message})`);
+    }
+  }
+  const plan = planModel(checkpoint.header.model);
+  const optimizer: OptimizerConfig = checkpoint.header.optimizer;
+  const stateNames = optimizerState(optimizer);
+  const program: TrainingProgram = { plan, optimizer, stateNames, trainStep, evalStep };
+  return { program, checkpoint, state: stateFromCheckpoint(program, checkpoint, join(dir, "checkpoint")) };
+}
+
+export { UserError };

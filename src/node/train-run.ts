@@ -1,0 +1,178 @@
+/**
+ * Node-only: one training run from options to files. Builds (or loads, or resumes) the program, trains with
+ * onnxruntime-node, and keeps the run directory current: checkpoint and model.onnx after every epoch and on
+ * interruption, metrics.jsonl throughout. Ctrl-C finishes the current step, saves, and reports how to resume.
+ */
+import * as ort from "onnxruntime-node";
+import { join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { buildProgram, initialValues } from "../program/program.ts";
+import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
+import { Trainer, stateFromCheckpoint, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
+import { fit, startPosition, type EpochInfo, type FitStatus, type Position, type StepInfo } from "../runtime/fit.ts";
+import { epochRecord, runRecord, stepRecord } from "../runtime/records.ts";
+import { loadMnist } from "../data/node.ts";
+import { loadGraphDir, readCheckpointFile, resolveModelSpec } from "./artifacts.ts";
+import { defaultRunPath, RunDir } from "./run-dir.ts";
+import { UserError } from "./files.ts";
+
+export interface TrainOptions {
+  model: string;
+  epochs?: number;
+  batchSize: number;
+  optimizer: OptimizerName;
+  lr?: number;
+  weightDecay?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  seed: number;
+  data?: string;
+  out?: string;
+  resume?: string;
+  graph?: string;
+  threads?: number;
+  trainLimit?: number;
+  testLimit?: number;
+}
+
+export interface TrainHooks {
+  /** Called once the run directory and data are ready. */
+  onStart?: (info: { dir: string; epochs: number; batches: number; startEpoch: number; startBatch: number; resumed: boolean; plan: TrainingProgram["plan"] }) => void | Promise<void>;
+  onStep?: (s: StepInfo, imagesPerSecond: number) => void;
+  onEpoch?: (e: EpochInfo, epochs: number) => void;
+  /** Every record also appended to metrics.jsonl (for the live dashboard). */
+  onRecord?: (rec: object) => void;
+  /** Called after each epoch's files are written (e.g. report.html). */
+  afterEpochFiles?: (dir: string) => void | Promise<void>;
+}
+
+export interface TrainOutcome {
+  status: FitStatus;
+  dir: string;
+  position: Position;
+  step: number;
+  testAccuracy?: number;
+  lastLoss: number;
+}
+
+/** Set by a SIGINT handler: training stops after the current step. */
+export const stopSignal = { requested: false };
+
+export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainOutcome> {
+  if (o.resume && o.graph) throw new UserError("--resume and --graph do not go together: a resumed run continues with its own graph");
+  let program: TrainingProgram;
+  let state: TrainingState;
+  let position: Position;
+  let config: Record<string, unknown>;
+  let dir: string;
+  if (o.resume) {
+    dir = o.resume;
+    const ckPath = join(dir, "checkpoint");
+    if (!existsSync(ckPath)) throw new UserError(`${dir}: no checkpoint to resume from (expected ${ckPath})`);
+    const ck = readCheckpointFile(ckPath);
+    config = { ...ck.header.config };
+    if (o.epochs !== undefined) config.epochs = o.epochs;
+    if (o.threads !== undefined) config.threads = o.threads;
+    const built = buildProgram(ck.header.model, ck.header.optimizer);
+    program = built;
+    state = stateFromCheckpoint(program, ck, ckPath);
+    position = { epoch: ck.header.epoch, stepInEpoch: ck.header.stepInEpoch, epochRng: ck.header.epochRng, epochStats: ck.header.epochStats ?? { lossSum: 0, correct: 0, seen: 0 } };
+  } else {
+    config = {
+      model: o.model,
+      epochs: o.epochs ?? 3,
+      batch_size: o.batchSize,
+      optimizer: o.optimizer,
+      lr: o.lr,
+      weight_decay: o.weightDecay,
+      momentum: o.momentum,
+      nesterov: o.nesterov,
+      seed: o.seed,
+      data: o.data ? resolve(o.data) : null,
+      graph: o.graph ? resolve(o.graph) : null,
+      threads: o.threads ?? null,
+      train_limit: o.trainLimit ?? null,
+      test_limit: o.testLimit ?? null,
+    };
+    if (o.graph) {
+      const loaded = loadGraphDir(o.graph);
+      program = loaded.program;
+      state = loaded.state;
+      config.model = loaded.program.plan.name;
+      config.optimizer = loaded.program.optimizer.type;
+      config.lr = loaded.program.optimizer.lr;
+    } else {
+      const spec = resolveModelSpec(o.model);
+      program = buildProgram(spec, optimizerConfig(o.optimizer, o));
+      const init = initialValues(program.plan, o.seed);
+      state = Trainer.freshState(program, init.params, init.buffers);
+    }
+    config.lr = program.optimizer.lr;
+    position = startPosition(o.seed);
+    dir = o.out ?? defaultRunPath();
+  }
+  const epochs = config.epochs as number;
+  const batchSize = config.batch_size as number;
+  const data = loadMnist((config.data as string | null) ?? undefined, {
+    trainLimit: (config.train_limit as number | null) ?? undefined,
+    testLimit: (config.test_limit as number | null) ?? undefined,
+  });
+  const threads = (config.threads as number | null) ?? undefined;
+  const trainer = await Trainer.create(ort, program, state, { threads });
+  const run = new RunDir(dir);
+  const batches = Math.ceil(data.train.count / batchSize);
+  const t0 = performance.now();
+  const time = () => (performance.now() - t0) / 1000;
+  const emit = (rec: object) => {
+    run.record(rec);
+    hooks.onRecord?.(rec);
+  };
+  const saveState = (pos: Position) => {
+    run.write("checkpoint", trainer.saveCheckpoint({ epoch: pos.epoch, stepInEpoch: pos.stepInEpoch, epochRng: pos.epochRng, epochStats: pos.epochStats, config }));
+    run.write("model.onnx", trainer.exportModelForInferencing({ "onnx_mnist.step": String(trainer.step), "onnx_mnist.epoch": String(pos.epoch) }));
+  };
+  run.write("config.json", JSON.stringify(config, null, 2) + "\n");
+  if (o.resume) emit({ type: "resume", step: trainer.step, epoch: position.epoch, time: 0 });
+  else {
+    emit(runRecord({ config, plan: program.plan, epochs, batches, trainCount: data.train.count, testCount: data.test.count }));
+    saveState(position); // so that there is always a last good checkpoint
+  }
+  if (!o.resume || !existsSync(join(dir, "..", "latest"))) run.markLatest();
+  await hooks.onStart?.({ dir, epochs, batches, startEpoch: position.epoch, startBatch: position.stepInEpoch, resumed: !!o.resume, plan: program.plan });
+
+  let windowStart = performance.now();
+  let windowImages = 0;
+  let ips = 0;
+  let testAccuracy: number | undefined;
+  const result = await fit(trainer, data.train, data.test, {
+    epochs,
+    batchSize,
+    position,
+    shouldStop: () => stopSignal.requested,
+    onStep: (s) => {
+      windowImages += s.size;
+      const now = performance.now();
+      if (now - windowStart > 500) {
+        ips = (windowImages * 1000) / (now - windowStart);
+        windowStart = now;
+        windowImages = 0;
+      }
+      emit(stepRecord(s, ips, time()));
+      hooks.onStep?.(s, ips);
+    },
+    onEpoch: async (e, pos) => {
+      testAccuracy = e.test.accuracy;
+      emit(epochRecord(e, data.test, time()));
+      run.flush();
+      saveState(pos);
+      hooks.onEpoch?.(e, epochs);
+      await hooks.afterEpochFiles?.(dir);
+    },
+  });
+  if (result.status === "interrupted") saveState(result.position);
+  emit({ type: "end", status: result.status, step: trainer.step, time: time() });
+  run.flush();
+  if (result.status !== "diverged") await hooks.afterEpochFiles?.(dir);
+  await trainer.release();
+  return { status: result.status, dir, position: result.position, step: trainer.step, testAccuracy, lastLoss: result.lastLoss };
+}

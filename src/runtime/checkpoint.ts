@@ -1,0 +1,118 @@
+/**
+ * The checkpoint format: one self-describing, versioned binary file.
+ *
+ *   bytes 0..7    magic "OMNISTCK"
+ *   bytes 8..11   format version (uint32 LE), currently 1
+ *   bytes 12..15  header length H (uint32 LE)
+ *   bytes 16..    header: UTF-8 JSON {config, step, epoch, ..., tensors: [{name, dtype, shape, offset}]}
+ *   then          the tensors' float32 data, little-endian, offsets in bytes from the data start
+ *   last 4 bytes  CRC-32 of everything before them
+ *
+ * Every tensor is stored under its own name (`conv.0.weight`, `conv.1.running_mean`, `adam.m.conv.0.weight`),
+ * so a checkpoint can be read without this program (see README), and the header carries the model spec and
+ * optimizer so that a checkpoint alone can rebuild the training graph. Browser-safe (no node:*).
+ */
+import type { ModelSpec } from "../nn/spec.ts";
+import type { OptimizerConfig } from "../optim/optimizer.ts";
+import type { RngState } from "../random.ts";
+
+export const CHECKPOINT_MAGIC = "OMNISTCK";
+export const CHECKPOINT_VERSION = 1;
+
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+}
+
+export interface CheckpointHeader {
+  format: "onnx-mnist-checkpoint";
+  model: ModelSpec;
+  optimizer: OptimizerConfig;
+  /** Optimizer steps taken so far. */
+  step: number;
+  /** Completed epochs. */
+  epoch: number;
+  /** Steps taken within the current (incomplete) epoch. */
+  stepInEpoch: number;
+  /** The data-shuffling RNG state at the start of the current epoch. */
+  epochRng: RngState;
+  /** Running sums of the current epoch's training loss (times batch size), correct count and images seen. */
+  epochStats?: { lossSum: number; correct: number; seen: number };
+  /** Free-form training configuration (batch size, seed, lr, ...). */
+  config: Record<string, unknown>;
+  tensors: { name: string; dtype: "float32"; shape: number[]; offset: number }[];
+}
+
+export interface CheckpointData {
+  header: Omit<CheckpointHeader, "tensors" | "format">;
+  tensors: { name: string; shape: number[]; data: Float32Array }[];
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+export function encodeCheckpoint({ header, tensors }: CheckpointData): Uint8Array {
+  let offset = 0;
+  const entries = tensors.map((t) => {
+    const e = { name: t.name, dtype: "float32" as const, shape: t.shape, offset };
+    offset += t.data.byteLength;
+    return e;
+  });
+  const full: CheckpointHeader = { format: "onnx-mnist-checkpoint", ...header, tensors: entries };
+  const json = new TextEncoder().encode(JSON.stringify(full));
+  const out = new Uint8Array(16 + json.length + offset + 4);
+  const dv = new DataView(out.buffer);
+  out.set(new TextEncoder().encode(CHECKPOINT_MAGIC), 0);
+  dv.setUint32(8, CHECKPOINT_VERSION, true);
+  dv.setUint32(12, json.length, true);
+  out.set(json, 16);
+  const base = 16 + json.length;
+  tensors.forEach((t, i) => out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), base + entries[i].offset));
+  dv.setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
+  return out;
+}
+
+export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointData {
+  const fail = (why: string): never => {
+    throw new CheckpointError(`${source}: ${why}`);
+  };
+  if (bytes.length < 20 || new TextDecoder().decode(bytes.subarray(0, 8)) !== CHECKPOINT_MAGIC)
+    fail("not an onnx-mnist checkpoint (bad magic); pass the 'checkpoint' file of a run or build-graph directory");
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = dv.getUint32(8, true);
+  if (version !== CHECKPOINT_VERSION) fail(`checkpoint format version ${version} is not supported (this onnx-mnist reads version ${CHECKPOINT_VERSION})`);
+  if (crc32(bytes.subarray(0, bytes.length - 4)) !== dv.getUint32(bytes.length - 4, true))
+    fail("checkpoint is corrupt or truncated (CRC mismatch); use an earlier checkpoint or start a new run");
+  const hlen = dv.getUint32(12, true);
+  let header: CheckpointHeader;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + hlen)));
+  } catch {
+    return fail("checkpoint header is not valid JSON");
+  }
+  if (header.format !== "onnx-mnist-checkpoint" || !Array.isArray(header.tensors)) fail("checkpoint header is malformed");
+  const base = 16 + hlen;
+  const dataEnd = bytes.length - 4;
+  const tensors = header.tensors.map((t) => {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const start = base + t.offset;
+    if (start + 4 * n > dataEnd) fail(`tensor ${t.name} runs past the end of the file`);
+    const data = new Float32Array(n);
+    new Uint8Array(data.buffer).set(bytes.subarray(start, start + 4 * n));
+    return { name: t.name, shape: t.shape, data };
+  });
+  const { tensors: _t, format: _f, ...rest } = header;
+  return { header: rest, tensors };
+}

@@ -1,0 +1,176 @@
+/**
+ * The training loop over a dataset: seeded shuffling per epoch, every batch used (the last one partial),
+ * per-epoch evaluation with a confusion matrix, and an exact position that a checkpoint can resume from.
+ * Browser-safe: the CLI and the web page both drive it.
+ */
+import { Rng, type RngState } from "../random.ts";
+import type { Trainer } from "./trainer.ts";
+
+/** A split of an image-classification dataset: uint8 images [count, rows*cols] and uint8 labels. */
+export interface Split {
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+  rows: number;
+  cols: number;
+}
+
+/**
+ * Where training stands, enough to continue bit for bit: the epoch's permutation is regenerated from the RNG
+ * state saved at the epoch's start, and the first `stepInEpoch` batches of it are skipped.
+ */
+export interface Position {
+  epoch: number; // completed epochs
+  stepInEpoch: number;
+  epochRng: RngState;
+  /** Running sums of the current epoch's training loss (times batch size), correct count and images seen. */
+  epochStats: { lossSum: number; correct: number; seen: number };
+}
+
+export function startPosition(seed: number): Position {
+  // The shuffling stream is separate from the weight-initialisation stream (seed + 1 vs seed).
+  return { epoch: 0, stepInEpoch: 0, epochRng: new Rng(seed + 1).state, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
+}
+
+export interface StepInfo {
+  step: number; // global, 1-based
+  epoch: number; // 1-based
+  batch: number; // 1-based within the epoch
+  batches: number;
+  loss: number;
+  correct: number;
+  size: number;
+  lr: number;
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  count: number;
+  confusion: number[][]; // [true][predicted]
+  perClassAccuracy: number[];
+  misclassified: { index: number; label: number; prediction: number; confidence: number }[];
+}
+
+export interface EpochInfo {
+  epoch: number;
+  step: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  test: EvalResult;
+  seconds: number;
+}
+
+export interface FitOptions {
+  epochs: number;
+  batchSize: number;
+  position: Position;
+  onStep?: (s: StepInfo, position: Position) => void;
+  /** Called after each epoch's evaluation; may save checkpoints. */
+  onEpoch?: (e: EpochInfo, position: Position) => void | Promise<void>;
+  /** Checked after every step; true stops at once (Ctrl-C). */
+  shouldStop?: () => boolean;
+  evalBatchSize?: number;
+  misclassifiedLimit?: number;
+  classes?: number;
+  now?: () => number;
+}
+
+export type FitStatus = "completed" | "interrupted" | "diverged";
+
+/** Fills `x` (pixel / 255) and `y` for the images `order[start..end)` of a split. */
+export function fillBatch(split: Split, order: ArrayLike<number>, start: number, end: number, x: Float32Array, y: BigInt64Array): number {
+  const px = split.rows * split.cols;
+  for (let k = start; k < end; k++) {
+    const i = order[k];
+    const src = split.images.subarray(i * px, (i + 1) * px);
+    const dst = (k - start) * px;
+    for (let j = 0; j < px; j++) x[dst + j] = src[j] / 255;
+    y[k - start] = BigInt(split.labels[i]);
+  }
+  return end - start;
+}
+
+export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOptions): Promise<{ status: FitStatus; position: Position; lastLoss: number }> {
+  const px = train.rows * train.cols;
+  const x = new Float32Array(o.batchSize * px);
+  const y = new BigInt64Array(o.batchSize);
+  const batches = Math.ceil(train.count / o.batchSize);
+  const now = o.now ?? (() => performance.now());
+  let pos: Position = structuredClone(o.position);
+  let lastLoss = NaN;
+  while (pos.epoch < o.epochs) {
+    const t0 = now();
+    const rng = new Rng(pos.epochRng);
+    const order = rng.permutation(train.count);
+    for (let b = pos.stepInEpoch; b < batches; b++) {
+      const n = fillBatch(train, order, b * o.batchSize, Math.min(train.count, (b + 1) * o.batchSize), x, y);
+      const r = await trainer.trainStep(x, y, n);
+      lastLoss = r.loss;
+      if (!Number.isFinite(r.loss)) return { status: "diverged", position: pos, lastLoss };
+      pos = {
+        ...pos,
+        stepInEpoch: b + 1,
+        epochStats: { lossSum: pos.epochStats.lossSum + r.loss * n, correct: pos.epochStats.correct + r.correct, seen: pos.epochStats.seen + n },
+      };
+      o.onStep?.({ step: trainer.step, epoch: pos.epoch + 1, batch: b + 1, batches, loss: r.loss, correct: r.correct, size: n, lr: trainer.lr }, pos);
+      if (o.shouldStop?.() && b + 1 < batches) return { status: "interrupted", position: pos, lastLoss };
+    }
+    const testResult = await evaluate(logitsOf(trainer), test, { batchSize: o.evalBatchSize, misclassifiedLimit: o.misclassifiedLimit, classes: o.classes });
+    const s = pos.epochStats;
+    const info: EpochInfo = { epoch: pos.epoch + 1, step: trainer.step, trainLoss: s.lossSum / s.seen, trainAccuracy: s.correct / s.seen, test: testResult, seconds: (now() - t0) / 1000 };
+    pos = { epoch: pos.epoch + 1, stepInEpoch: 0, epochRng: rng.state, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
+    await o.onEpoch?.(info, pos);
+    if (o.shouldStop?.() && pos.epoch < o.epochs) return { status: "interrupted", position: pos, lastLoss };
+  }
+  return { status: "completed", position: pos, lastLoss };
+}
+
+/** Computes logits [n, classes] for the first n images of a batch. */
+export type Predictor = (images: Float32Array, labels: BigInt64Array, n: number) => Promise<Float32Array>;
+
+export function logitsOf(trainer: Trainer): Predictor {
+  return async (x, y, n) => (await trainer.evalStep(x, y, n)).logits;
+}
+
+/** Accuracy, mean cross-entropy, confusion matrix and the most confident mistakes on a split. */
+export async function evaluate(predict: Predictor, split: Split, o: { batchSize?: number; misclassifiedLimit?: number; classes?: number } = {}): Promise<EvalResult> {
+  const bs = o.batchSize ?? 1000;
+  const k = o.classes ?? 10;
+  const px = split.rows * split.cols;
+  const x = new Float32Array(bs * px);
+  const y = new BigInt64Array(bs);
+  const identity = Uint32Array.from({ length: split.count }, (_, i) => i);
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  const wrong: EvalResult["misclassified"] = [];
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < split.count; start += bs) {
+    const n = fillBatch(split, identity, start, Math.min(split.count, start + bs), x, y);
+    const logits = await predict(x, y, n);
+    for (let i = 0; i < n; i++) {
+      const row = logits.subarray(i * k, (i + 1) * k);
+      let best = 0;
+      for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c;
+      let z = 0;
+      for (let c = 0; c < k; c++) z += Math.exp(row[c] - row[best]);
+      const label = Number(y[i]);
+      lossSum += Math.log(z) + row[best] - row[label]; // -log softmax(row)[label]
+      if (best === label) correct++;
+      confusion[label][best]++;
+      if (best !== label) wrong.push({ index: start + i, label, prediction: best, confidence: 1 / z });
+    }
+  }
+  wrong.sort((a, b) => b.confidence - a.confidence || a.index - b.index);
+  return {
+    loss: lossSum / split.count,
+    accuracy: correct / split.count,
+    count: split.count,
+    confusion,
+    perClassAccuracy: confusion.map((row, c) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      return total ? row[c] / total : 0;
+    }),
+    misclassified: wrong.slice(0, o.misclassifiedLimit ?? 40),
+  };
+}

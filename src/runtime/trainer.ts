@@ -1,0 +1,232 @@
+/**
+ * The Trainer: runs the training-step graph with a plain InferenceSession, shaped after onnxruntime's
+ * on-device training API (create, trainStep, evalStep, get/set parameters as one flat buffer,
+ * exportModelForInferencing, checkpoints). It takes the `ort` module as a parameter, so the same code
+ * drives onnxruntime-node and onnxruntime-web.
+ *
+ * State tensors live in two preallocated sets that the session writes into alternately (ping-pong):
+ * step k reads set A and writes set B, step k+1 reads B and writes A. Nothing is copied between steps.
+ */
+import type * as OrtCommon from "onnxruntime-common";
+import { io, buildInferenceModel, type Program } from "../program/program.ts";
+import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
+import type { RngState } from "../random.ts";
+
+export type Ort = Pick<typeof OrtCommon, "InferenceSession" | "Tensor">;
+type Session = OrtCommon.InferenceSession;
+type Tensor = OrtCommon.Tensor;
+
+/** What a Trainer needs: the two graphs, the model plan and the optimizer (a Program, or read from files). */
+export type TrainingProgram = Pick<Program, "plan" | "optimizer" | "stateNames" | "trainStep" | "evalStep">;
+
+export interface CheckpointPosition {
+  epoch: number;
+  stepInEpoch: number;
+  epochRng: RngState;
+  epochStats?: { lossSum: number; correct: number; seen: number };
+  config: Record<string, unknown>;
+}
+
+export interface TrainingState {
+  params: Float32Array;
+  buffers: Float32Array;
+  /** One flat vector per optimizer state name (program.stateNames). */
+  optimizer: Float32Array[];
+  step: number;
+}
+
+export interface TrainerOptions {
+  /** Intra-op threads (default: the runtime's choice). */
+  threads?: number;
+  /** Passed to InferenceSession.create (e.g. executionProviders for onnxruntime-web). */
+  sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
+  /** Write outputs into preallocated tensors (default true). */
+  preallocate?: boolean;
+}
+
+export interface StepResult {
+  loss: number;
+  correct: number;
+}
+
+export class Trainer {
+  readonly program: TrainingProgram;
+  private readonly ort: Ort;
+  private readonly train: Session;
+  private readonly evaluate: Session;
+  private sets: [Record<string, Tensor>, Record<string, Tensor>];
+  private cur = 0;
+  private stepCount: number;
+  private readonly preallocate: boolean;
+  lr: number;
+
+  private constructor(ort: Ort, program: TrainingProgram, train: Session, evaluate: Session, state: TrainingState, preallocate: boolean) {
+    this.ort = ort;
+    this.program = program;
+    this.train = train;
+    this.evaluate = evaluate;
+    this.preallocate = preallocate;
+    this.lr = program.optimizer.lr;
+    this.stepCount = state.step;
+    this.sets = [this.makeSet(state), this.makeSet(state)];
+  }
+
+  static async create(ort: Ort, program: TrainingProgram, state: TrainingState, opts: TrainerOptions = {}): Promise<Trainer> {
+    checkState(program, state);
+    const so: OrtCommon.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: "all",
+      ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
+      ...opts.sessionOptions,
+    };
+    const [train, evaluate] = await Promise.all([ort.InferenceSession.create(program.trainStep, so), ort.InferenceSession.create(program.evalStep, so)]);
+    return new Trainer(ort, program, train, evaluate, state, opts.preallocate ?? true);
+  }
+
+  /** The initial training state: given parameters and buffers, zero optimizer state, step 0. */
+  static freshState(program: TrainingProgram, params: Float32Array, buffers: Float32Array): TrainingState {
+    return { params, buffers, optimizer: program.stateNames.map(() => new Float32Array(params.length)), step: 0 };
+  }
+
+  private makeSet(s: TrainingState): Record<string, Tensor> {
+    const T = this.ort.Tensor;
+    const set: Record<string, Tensor> = { [io.params]: new T("float32", s.params.slice(), [s.params.length]) };
+    if (this.program.plan.bufferCount) set[io.buffers] = new T("float32", s.buffers.slice(), [s.buffers.length]);
+    this.program.stateNames.forEach((n, i) => (set[n] = new T("float32", s.optimizer[i].slice(), [s.optimizer[i].length])));
+    return set;
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  private batchFeeds(images: Float32Array, labels: BigInt64Array, n: number): Record<string, Tensor> {
+    const [c, h, w] = this.program.plan.inputShape;
+    if (n < 1 || images.length < n * c * h * w || labels.length < n) throw new RangeError(`batch of ${n} does not fit the given buffers`);
+    const T = this.ort.Tensor;
+    return {
+      [io.input]: new T("float32", images.subarray(0, n * c * h * w), [n, c, h, w]),
+      [io.labels]: new T("int64", labels.subarray(0, n), [n]),
+    };
+  }
+
+  /** One optimizer step on a batch of n images ([n, C, H, W] floats) and labels. */
+  async trainStep(images: Float32Array, labels: BigInt64Array, n = labels.length): Promise<StepResult> {
+    const src = this.sets[this.cur];
+    const dst = this.sets[1 - this.cur];
+    const T = this.ort.Tensor;
+    const feeds: Record<string, Tensor> = {
+      ...this.batchFeeds(images, labels, n),
+      ...src,
+      [io.step]: new T("int64", BigInt64Array.of(BigInt(this.stepCount)), []),
+      [io.lr]: new T("float32", Float32Array.of(this.lr), []),
+    };
+    const stateNames = Object.keys(dst);
+    let out: Record<string, Tensor>;
+    if (this.preallocate) {
+      const fetches: Record<string, Tensor | null> = { [io.loss]: null, [io.correct]: null };
+      for (const k of stateNames) fetches[io.next(k)] = dst[k];
+      out = (await this.train.run(feeds, fetches as OrtCommon.InferenceSession.FetchesType)) as Record<string, Tensor>;
+    } else {
+      out = (await this.train.run(feeds, [io.loss, io.correct, ...stateNames.map(io.next)])) as Record<string, Tensor>;
+      for (const k of stateNames) dst[k] = out[io.next(k)];
+    }
+    this.cur = 1 - this.cur;
+    this.stepCount++;
+    return { loss: Number(out[io.loss].data[0]), correct: Number(out[io.correct].data[0]) };
+  }
+
+  /** Loss, number correct and logits on a batch, with the current parameters (BatchNorm in inference mode). */
+  async evalStep(images: Float32Array, labels: BigInt64Array, n = labels.length): Promise<StepResult & { logits: Float32Array }> {
+    const s = this.sets[this.cur];
+    const feeds: Record<string, Tensor> = { ...this.batchFeeds(images, labels, n), [io.params]: s[io.params] };
+    if (s[io.buffers]) feeds[io.buffers] = s[io.buffers];
+    const out = (await this.evaluate.run(feeds)) as Record<string, Tensor>;
+    return { loss: Number(out[io.loss].data[0]), correct: Number(out[io.correct].data[0]), logits: out[io.logits].data as Float32Array };
+  }
+
+  /** All parameters as one flat vector (a copy), in program.plan.params order. */
+  getParameters(): Float32Array {
+    return (this.sets[this.cur][io.params].data as Float32Array).slice();
+  }
+
+  setParameters(flat: Float32Array): void {
+    if (flat.length !== this.program.plan.paramCount) throw new RangeError(`expected ${this.program.plan.paramCount} parameters, got ${flat.length}`);
+    (this.sets[this.cur][io.params].data as Float32Array).set(flat);
+  }
+
+  /** A copy of the whole training state. */
+  getState(): TrainingState {
+    const s = this.sets[this.cur];
+    return {
+      params: (s[io.params].data as Float32Array).slice(),
+      buffers: s[io.buffers] ? (s[io.buffers].data as Float32Array).slice() : new Float32Array(0),
+      optimizer: this.program.stateNames.map((n) => (s[n].data as Float32Array).slice()),
+      step: this.stepCount,
+    };
+  }
+
+  /** The inference model (`input` -> `logits`) with the current weights, as ONNX bytes. */
+  exportModelForInferencing(metadata: Record<string, string> = {}): Uint8Array {
+    const s = this.getState();
+    return buildInferenceModel(this.program.plan, s.params, s.buffers, metadata);
+  }
+
+  /** The checkpoint bytes: every state tensor by name, plus where training stands. */
+  saveCheckpoint(position: CheckpointPosition): Uint8Array {
+    return encodeCheckpoint(checkpointData(this.program, this.getState(), position));
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.train.release(), this.evaluate.release()]);
+  }
+}
+
+export function checkpointData(
+  program: TrainingProgram,
+  state: TrainingState,
+  position: CheckpointPosition,
+): CheckpointData {
+  const { plan } = program;
+  const tensors: CheckpointData["tensors"] = [];
+  for (const p of plan.params) tensors.push({ name: p.name, shape: p.shape, data: state.params.subarray(p.offset, p.offset + p.size) });
+  for (const b of plan.buffers) tensors.push({ name: b.name, shape: b.shape, data: state.buffers.subarray(b.offset, b.offset + b.size) });
+  program.stateNames.forEach((n, i) => {
+    for (const p of plan.params) tensors.push({ name: `${n}.${p.name}`, shape: p.shape, data: state.optimizer[i].subarray(p.offset, p.offset + p.size) });
+  });
+  return {
+    header: { model: plan.spec, optimizer: program.optimizer, step: state.step, ...position },
+    tensors,
+  };
+}
+
+/** The training state stored in a checkpoint, checked against the program's layout. */
+export function stateFromCheckpoint(program: TrainingProgram, ck: CheckpointData, source: string): TrainingState {
+  const { plan } = program;
+  const byName = new Map(ck.tensors.map((t) => [t.name, t]));
+  const gather = (list: { name: string; shape: number[]; offset: number; size: number }[], total: number, prefix = "") => {
+    const out = new Float32Array(total);
+    for (const t of list) {
+      const found = byName.get(prefix + t.name);
+      if (!found) throw new CheckpointError(`${source}: has no tensor '${prefix + t.name}': it was saved from a different model or optimizer`);
+      if (found.shape.join(",") !== t.shape.join(","))
+        throw new CheckpointError(`${source}: tensor '${prefix + t.name}' has shape [${found.shape}], the model needs [${t.shape}]`);
+      out.set(found.data, t.offset);
+    }
+    return out;
+  };
+  return {
+    params: gather(plan.params, plan.paramCount),
+    buffers: gather(plan.buffers, plan.bufferCount),
+    optimizer: program.stateNames.map((n) => gather(plan.params, plan.paramCount, `${n}.`)),
+    step: ck.header.step,
+  };
+}
+
+export { decodeCheckpoint };
+
+function checkState(program: TrainingProgram, s: TrainingState): void {
+  const { plan } = program;
+  if (s.params.length !== plan.paramCount) throw new RangeError(`state has ${s.params.length} parameters, the model needs ${plan.paramCount}`);
+  if (s.buffers.length !== plan.bufferCount) throw new RangeError(`state has ${s.buffers.length} buffer values, the model needs ${plan.bufferCount}`);
+  if (s.optimizer.length !== program.stateNames.length) throw new RangeError(`state has ${s.optimizer.length} optimizer vectors, ${program.optimizer.type} needs ${program.stateNames.length}`);
+}
