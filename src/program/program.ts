@@ -67,7 +67,11 @@ export function buildProgram(spec: ModelSpec, optimizer: OptimizerConfig): Progr
   };
 }
 
-function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConfig, stateNames: string[]): G {
+/**
+ * One of the program's graphs. `gradOnly` stops after the backward pass and outputs the flat gradient
+ * (`params.grad`) instead of updating: the gradient tests check it against finite differences.
+ */
+export function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConfig, stateNames: string[], gradOnly = false): G {
   const g = new G(training ? `${plan.name}_train_step` : `${plan.name}_eval`);
   const x = g.input(io.input, ["N", ...plan.inputShape], "float32");
   const labels = g.input(io.labels, ["N"], "int64");
@@ -101,6 +105,10 @@ function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConf
   const grads = gradients(g, loss, paramValues);
   g.untaped(() => {
     const flatGrad = g.concat(paramValues.map((p) => g.reshape(grads.get(p.name)!, [p.shape.reduce((a, b) => (a as number) * (b as number), 1) as number])), 0);
+    if (gradOnly) {
+      g.output(flatGrad, `${io.params}.grad`);
+      return;
+    }
     const state = stateNames.map((n) => g.input(n, [plan.paramCount], "float32"));
     const step = g.input(io.step, [], "int64");
     const lr = g.input(io.lr, [], "float32");
