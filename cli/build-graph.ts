@@ -4,6 +4,7 @@ import { OPSET } from "../src/graph/graph.ts";
 import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { checkModelOptions, modelOptions } from "./options.ts";
 import { UserError } from "../src/node/files.ts";
+import { decodeModel } from "../src/onnx/proto.ts";
 
 interface Args {
   model: string;
@@ -39,6 +40,8 @@ const command: CommandModule<object, Args> = {
     console.log(`opset        ${OPSET} (default domain only)`);
     console.log(`train_step   ${program.nodeCounts.trainStep} nodes: ${program.opTypes.trainStep.join(", ")}`);
     console.log(`eval_step    ${program.nodeCounts.evalStep} nodes: ${program.opTypes.evalStep.join(", ")}`);
+    const inference = decodeModel(built.files["model.onnx"]).graph.node;
+    console.log(`model.onnx   ${inference.length} nodes: ${[...new Set(inference.map((n) => n.op_type))].sort().join(", ")}`);
     console.log(`wrote        ${Object.keys(built.files).map((f) => `${a.out.replace(/\/$/, "")}/${f}`).join(", ")}`);
   },
 };

@@ -16,7 +16,7 @@ const command: CommandModule<object, Args> = {
       .options({ ...trainOptions, dashboard: trainOptions.dashboard, port: { type: "number", default: 8080, describe: "demo port", requiresArg: true } })
       .option("serve", { type: "boolean", default: true, describe: "serve the demo after training (--no-serve to skip)" }) as any,
   handler: async (a) => {
-    const { port, host, serve, dashboard, ...train } = a as Args & { serve: boolean; dashboard?: boolean };
+    const { port, host, serve, dashboard, ...train } = a as unknown as Args & { serve: boolean; dashboard?: boolean };
     const { code, dir } = await trainWithUi({ ...(train as any), dashboard, port: dashboard ? 0 : undefined, host });
     if (code !== 0) {
       process.exitCode = code;

@@ -66,9 +66,11 @@ export function forward(g: G, spec: ModelSpec, x: Value, src: TensorSource, trai
     try {
       if (swap) {
         const nextName = next.name ?? String(i + 1);
+        const pooledFrom = h;
         const pooled = g.scoped(nextName, () => emitLayer(g, next, nextName, h, src, training, bufferUpdates));
         h = g.scoped(name, () => emitLayer(g, layer, name, pooled, src, training, bufferUpdates));
-        summary?.push(summarise(layer, name, h, 0), summarise(next, nextName, h, 0));
+        // reported in the spec's order: the activation keeps the pre-pooling shape
+        summary?.push({ ...summarise(layer, name, h, 0), output_shape: h.shape.slice(1).map((d, k) => (k === 0 ? d : (pooledFrom.shape[k + 1] as number))) }, summarise(next, nextName, h, 0));
         i++;
         continue;
       }

@@ -4,7 +4,7 @@
  * interruption, metrics.jsonl throughout. Ctrl-C finishes the current step, saves, and reports how to resume.
  */
 import * as ort from "onnxruntime-node";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import { buildProgram, initialValues } from "../program/program.ts";
 import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
@@ -137,7 +137,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     emit(runRecord({ config, plan: program.plan, epochs, batches, trainCount: data.train.count, testCount: data.test.count }));
     saveState(position); // so that there is always a last good checkpoint
   }
-  if (!o.resume || !existsSync(join(dir, "..", "latest"))) run.markLatest();
+  if (basename(dirname(resolve(dir))) === "runs") run.markLatest(); // runs/latest -> the newest run
   await hooks.onStart?.({ dir, epochs, batches, startEpoch: position.epoch, startBatch: position.stepInEpoch, resumed: !!o.resume, plan: program.plan });
 
   let windowStart = performance.now();

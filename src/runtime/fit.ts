@@ -5,15 +5,9 @@
  */
 import { Rng, type RngState } from "../random.ts";
 import type { Trainer } from "./trainer.ts";
+import { fillBatch, type Split } from "../data/dataset.ts";
 
-/** A split of an image-classification dataset: uint8 images [count, rows*cols] and uint8 labels. */
-export interface Split {
-  images: Uint8Array;
-  labels: Uint8Array;
-  count: number;
-  rows: number;
-  cols: number;
-}
+export type { Split };
 
 /**
  * Where training stands, enough to continue bit for bit: the epoch's permutation is regenerated from the RNG
@@ -77,19 +71,6 @@ export interface FitOptions {
 }
 
 export type FitStatus = "completed" | "interrupted" | "diverged";
-
-/** Fills `x` (pixel / 255) and `y` for the images `order[start..end)` of a split. */
-export function fillBatch(split: Split, order: ArrayLike<number>, start: number, end: number, x: Float32Array, y: BigInt64Array): number {
-  const px = split.rows * split.cols;
-  for (let k = start; k < end; k++) {
-    const i = order[k];
-    const src = split.images.subarray(i * px, (i + 1) * px);
-    const dst = (k - start) * px;
-    for (let j = 0; j < px; j++) x[dst + j] = src[j] / 255;
-    y[k - start] = BigInt(split.labels[i]);
-  }
-  return end - start;
-}
 
 export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOptions): Promise<{ status: FitStatus; position: Position; lastLoss: number }> {
   const px = train.rows * train.cols;
