@@ -58,6 +58,7 @@ export function forward(g: G, spec: ModelSpec, x: Value, src: TensorSource, trai
   const bufferUpdates = new Map<string, Value>();
   const layers = spec.layers;
   let h = x;
+  let foldedBias: Value | undefined;
   for (let i = 0; i < layers.length; i++) {
     const layer = layers[i];
     const name = layer.name ?? String(i);
@@ -67,15 +68,17 @@ export function forward(g: G, spec: ModelSpec, x: Value, src: TensorSource, trai
       if (swap) {
         const nextName = next.name ?? String(i + 1);
         const pooledFrom = h;
-        const pooled = g.scoped(nextName, () => emitLayer(g, next, nextName, h, src, training, bufferUpdates));
-        h = g.scoped(name, () => emitLayer(g, layer, name, pooled, src, training, bufferUpdates));
+        const pooled = g.scoped(nextName, () => emitLayer(g, next, nextName, h, src, { training, updates: bufferUpdates }));
+        h = g.scoped(name, () => emitLayer(g, layer, name, pooled, src, { training, updates: bufferUpdates }));
         // reported in the spec's order: the activation keeps the pre-pooling shape
         summary?.push({ ...summarise(layer, name, h, 0), output_shape: h.shape.slice(1).map((d, k) => (k === 0 ? d : (pooledFrom.shape[k + 1] as number))) }, summarise(next, nextName, h, 0));
         i++;
         continue;
       }
       const before = paramTotal(src);
-      h = g.scoped(name, () => emitLayer(g, layer, name, h, src, training, bufferUpdates));
+      const ctx: LayerContext = { training, updates: bufferUpdates, next, foldedBias };
+      h = g.scoped(name, () => emitLayer(g, layer, name, h, src, ctx));
+      foldedBias = layer.type === "conv2d" ? ctx.foldedBias : undefined;
       summary?.push(summarise(layer, name, h, paramTotal(src) - before));
     } catch (e) {
       if (e instanceof SpecError) throw e;
@@ -101,7 +104,17 @@ function channels(h: Value, what: string): number {
   return h.shape[1] as number;
 }
 
-function emitLayer(g: G, l: LayerSpec, name: string, h: Value, src: TensorSource, training: boolean, updates: Map<string, Value>): Value {
+interface LayerContext {
+  training: boolean;
+  updates: Map<string, Value>;
+  /** The next layer (a training-mode BatchNorm after a conv takes over the conv's bias, see below). */
+  next?: LayerSpec;
+  /** A conv bias handed to the BatchNorm that follows. */
+  foldedBias?: Value;
+}
+
+function emitLayer(g: G, l: LayerSpec, name: string, h: Value, src: TensorSource, ctx: LayerContext): Value {
+  const { training, updates } = ctx;
   switch (l.type) {
     case "conv2d": {
       const cin = channels(h, "Conv2d");
@@ -113,6 +126,14 @@ function emitLayer(g: G, l: LayerSpec, name: string, h: Value, src: TensorSource
       const b = l.bias === false ? undefined : src.param({ name: `${name}.bias`, shape: [l.out_channels], init: { kind: "uniform", bound } });
       const s = l.stride ?? 1;
       const p = l.padding ?? 0;
+      // A training-mode BatchNorm subtracts the batch mean, so a bias added just before it cancels exactly: the
+      // output does not depend on it and its true gradient is 0. Adding it would only make its gradient float
+      // noise (~1e-9) that Adam normalises into random steps of +-lr. So the bias goes to the BatchNorm, which
+      // adds it back where it does count: the running mean (mean(conv + b) = mean(conv) + b).
+      if (training && b && ctx.next?.type === "batchnorm2d") {
+        ctx.foldedBias = b;
+        return g.conv(h, w, undefined, { strides: [s, s], pads: [p, p, p, p] });
+      }
       return g.conv(h, w, b, { strides: [s, s], pads: [p, p, p, p] });
     }
     case "batchnorm2d": {
@@ -130,7 +151,8 @@ function emitLayer(g: G, l: LayerSpec, name: string, h: Value, src: TensorSource
       g.untaped(() => {
         const m = g.countRatio(h, mean);
         const unbiased = g.mul(biasedVar, g.div(m, g.sub(m, 1)));
-        updates.set(runMean.name, g.add(g.mul(runMean, 1 - momentum), g.mul(mean, momentum)));
+        const fullMean = ctx.foldedBias ? g.add(mean, ctx.foldedBias) : mean;
+        updates.set(runMean.name, g.add(g.mul(runMean, 1 - momentum), g.mul(fullMean, momentum)));
         updates.set(runVar.name, g.add(g.mul(runVar, 1 - momentum), g.mul(unbiased, momentum)));
       });
       return y;

@@ -12,7 +12,7 @@ import { io, buildInferenceModel, type Program } from "../program/program.ts";
 import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
 import type { RngState } from "../random.ts";
 
-export type Ort = Pick<typeof OrtCommon, "InferenceSession" | "Tensor">;
+export type Ort = Pick<typeof OrtCommon, "InferenceSession" | "Tensor" | "env">;
 type Session = OrtCommon.InferenceSession;
 type Tensor = OrtCommon.Tensor;
 
@@ -40,7 +40,7 @@ export interface TrainerOptions {
   threads?: number;
   /** Passed to InferenceSession.create (e.g. executionProviders for onnxruntime-web). */
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
-  /** Write outputs into preallocated tensors (default true). */
+  /** Write outputs into preallocated tensors (default: true on onnxruntime-node, false elsewhere). */
   preallocate?: boolean;
 }
 
@@ -79,7 +79,10 @@ export class Trainer {
       ...opts.sessionOptions,
     };
     const [train, evaluate] = await Promise.all([ort.InferenceSession.create(program.trainStep, so), ort.InferenceSession.create(program.evalStep, so)]);
-    return new Trainer(ort, program, train, evaluate, state, opts.preallocate ?? true);
+    // onnxruntime-node writes outputs into preallocated tensors; onnxruntime-web 1.30's WASM backend ignores
+    // them (measured: the state did not change), so there the session allocates outputs and we keep those.
+    const isNode = !!(ort as { env?: { versions?: { node?: string } } }).env?.versions?.node;
+    return new Trainer(ort, program, train, evaluate, state, opts.preallocate ?? isNode);
   }
 
   /** The initial training state: given parameters and buffers, zero optimizer state, step 0. */
