@@ -35,7 +35,7 @@ export function readTensor(t: TensorMsg): { dtype: DType; dims: number[]; data: 
   const count = dims.reduce((a, b) => a * b, 1);
   let data: TypedData;
   if (t.raw_data && t.raw_data.length > 0) {
-    const raw = t.raw_data.slice(); // aligned copy
+    const raw = new Uint8Array(t.raw_data); // an aligned copy (Buffer.slice would be a view)
     data =
       dtype === "float32"
         ? new Float32Array(raw.buffer, 0, raw.byteLength / 4)

@@ -1,0 +1,150 @@
+/**
+ * MNIST-format splits and their batches. Browser-safe.
+ *
+ * Shuffling, and how to resume exactly: each epoch's order is `new Rng(state).permutation(count)`, where `state`
+ * is the RNG state saved at the start of that epoch; the RNG's state after drawing that permutation starts the
+ * next epoch. So (state at the epoch's start, batches done within the epoch) pins the position down completely:
+ * regenerate the epoch's permutation from the saved state and skip that many batches. Every image is used once
+ * per epoch; the last batch is partial when the batch size does not divide the count.
+ */
+import { Rng, type RngState } from "../random.ts";
+import { DataError, type Idx } from "./idx.ts";
+
+export const CLASSES = 10;
+
+/** One split: `count` images of rows x cols uint8 pixels (row-major, one after another) and their labels. */
+export interface Split {
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+  rows: number;
+  cols: number;
+}
+
+export interface MnistData {
+  train: Split;
+  test: Split;
+}
+
+/**
+ * Pairs an images IDX [count, rows, cols] with a labels IDX [count] of digits 0..9.
+ * `name` ("train", "test") and `files` (their names) go into error messages.
+ */
+export function makeSplit(images: Idx, labels: Idx, name: string, files = { images: "the images file", labels: "the labels file" }): Split {
+  if (images.dims.length !== 3) {
+    const hint = images.dims.length === 1 ? "; is it a labels file?" : "";
+    throw new DataError(`${name}: ${files.images} has ${images.dims.length} dimensions [${images.dims.join(", ")}], expected 3 [count, rows, cols]${hint}`);
+  }
+  if (labels.dims.length !== 1) {
+    const hint = labels.dims.length === 3 ? "; is it an images file?" : "";
+    throw new DataError(`${name}: ${files.labels} has ${labels.dims.length} dimensions [${labels.dims.join(", ")}], expected 1 [count]${hint}`);
+  }
+  const [count, rows, cols] = images.dims;
+  if (labels.dims[0] !== count) {
+    throw new DataError(`${name}: ${count} images but ${labels.dims[0]} labels (${files.images}, ${files.labels}); both files must come from the same dataset`);
+  }
+  if (count === 0) throw new DataError(`${name}: ${files.images} holds no images`);
+  for (let i = 0; i < count; i++) {
+    if (labels.data[i] >= CLASSES) {
+      throw new DataError(`${name}: label ${labels.data[i]} at index ${i} of ${files.labels} is outside 0..${CLASSES - 1}; expected a 10-class MNIST-format labels file`);
+    }
+  }
+  return { images: images.data, labels: labels.data, count, rows, cols };
+}
+
+/** The first `n` images of a split (views, no copy); the split itself when it has no more than `n`. */
+export function limitSplit(split: Split, n: number): Split {
+  if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`limit must be a whole number of at least 1, got ${n}`);
+  if (n >= split.count) return split;
+  const px = split.rows * split.cols;
+  return { ...split, images: split.images.subarray(0, n * px), labels: split.labels.subarray(0, n), count: n };
+}
+
+/** An epoch's order of images, drawn from the RNG state at the epoch's start, and the state that starts the next. */
+export function epochOrder(count: number, state: RngState): { order: Uint32Array; next: RngState } {
+  const rng = new Rng(state);
+  const order = rng.permutation(count);
+  return { order, next: rng.state };
+}
+
+/**
+ * Fills `x` with pixel/255 and `y` with the labels of images `order[start..end)`, from the front of both
+ * buffers (the caller allocates them once, for the largest batch). Returns the batch size, end - start.
+ */
+export function fillBatch(split: Split, order: ArrayLike<number>, start: number, end: number, x: Float32Array, y: BigInt64Array): number {
+  const px = split.rows * split.cols;
+  const n = end - start;
+  if (x.length < n * px || y.length < n) throw new RangeError(`fillBatch: buffers hold ${y.length} images, the batch has ${n}`);
+  for (let k = 0; k < n; k++) {
+    const i = order[start + k];
+    const src = i * px;
+    const dst = k * px;
+    for (let j = 0; j < px; j++) x[dst + j] = split.images[src + j] / 255;
+    y[k] = BigInt(split.labels[i]);
+  }
+  return n;
+}
+
+/** Where batching stands: epochs completed, batches done in the current epoch, RNG state at its start. */
+export interface BatchPosition {
+  epoch: number;
+  stepInEpoch: number;
+  epochRng: RngState;
+}
+
+export interface Batch {
+  x: Float32Array; // the iterator's own buffer, overwritten by the next call
+  y: BigInt64Array;
+  size: number;
+  epoch: number; // 0-based epoch the batch belongs to
+  step: number; // 0-based batch index within the epoch
+  last: boolean; // the epoch's final batch
+}
+
+/**
+ * Endless seeded batches over a split, epoch after epoch, into two buffers allocated once.
+ * `position` after any batch restores the iterator exactly: `new BatchIterator(split, size, it.position)`.
+ */
+export class BatchIterator {
+  readonly x: Float32Array;
+  readonly y: BigInt64Array;
+  readonly batches: number;
+  private epoch: number;
+  private step: number;
+  private epochRng: RngState;
+  private order: Uint32Array;
+  private nextRng: RngState;
+
+  constructor(readonly split: Split, readonly batchSize: number, start: BatchPosition | number) {
+    if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RangeError(`batch size must be a whole number of at least 1, got ${batchSize}`);
+    const p = typeof start === "number" ? { epoch: 0, stepInEpoch: 0, epochRng: new Rng(start).state } : start;
+    this.batches = Math.ceil(split.count / batchSize);
+    if (!(p.stepInEpoch >= 0 && p.stepInEpoch <= this.batches)) throw new RangeError(`position: step ${p.stepInEpoch} is outside the epoch's ${this.batches} batches`);
+    this.x = new Float32Array(batchSize * split.rows * split.cols);
+    this.y = new BigInt64Array(batchSize);
+    this.epoch = p.epoch;
+    this.step = p.stepInEpoch;
+    this.epochRng = [...p.epochRng];
+    ({ order: this.order, next: this.nextRng } = epochOrder(split.count, this.epochRng));
+  }
+
+  /** The position after the batches handed out so far (after an epoch's last batch: the next epoch's start). */
+  get position(): BatchPosition {
+    if (this.step === this.batches) return { epoch: this.epoch + 1, stepInEpoch: 0, epochRng: [...this.nextRng] };
+    return { epoch: this.epoch, stepInEpoch: this.step, epochRng: [...this.epochRng] };
+  }
+
+  next(): Batch {
+    if (this.step === this.batches) {
+      this.epoch++;
+      this.step = 0;
+      this.epochRng = this.nextRng;
+      ({ order: this.order, next: this.nextRng } = epochOrder(this.split.count, this.epochRng));
+    }
+    const start = this.step * this.batchSize;
+    const size = fillBatch(this.split, this.order, start, Math.min(this.split.count, start + this.batchSize), this.x, this.y);
+    const batch = { x: this.x, y: this.y, size, epoch: this.epoch, step: this.step, last: this.step === this.batches - 1 };
+    this.step++;
+    return batch;
+  }
+}
