@@ -65,6 +65,8 @@ export interface FitOptions {
   /** Checked after every step; true stops at once (Ctrl-C). */
   shouldStop?: () => boolean;
   evalBatchSize?: number;
+  /** Skip the per-epoch evaluation (benchmarks). */
+  skipEval?: boolean;
   misclassifiedLimit?: number;
   classes?: number;
   now?: () => number;
@@ -96,6 +98,10 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
       };
       o.onStep?.({ step: trainer.step, epoch: pos.epoch + 1, batch: b + 1, batches, loss: r.loss, correct: r.correct, size: n, lr: trainer.lr }, pos);
       if (o.shouldStop?.() && b + 1 < batches) return { status: "interrupted", position: pos, lastLoss };
+    }
+    if (o.skipEval) {
+      pos = { epoch: pos.epoch + 1, stepInEpoch: 0, epochRng: rng.state, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
+      continue;
     }
     const testResult = await evaluate(logitsOf(trainer), test, { batchSize: o.evalBatchSize, misclassifiedLimit: o.misclassifiedLimit, classes: o.classes });
     const s = pos.epochStats;

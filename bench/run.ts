@@ -1,0 +1,84 @@
+/**
+ * `npm run bench`: our training step, epoch and 10k-image evaluation against PyTorch CPU (Debian python3-torch)
+ * on the same model, data, batch size and thread count. Each measurement runs in its own process, ours and
+ * PyTorch's alternating (A B A B ...) for --rounds rounds; we report medians and the median per-round ratio.
+ *   npm run bench -- [--rounds 5] [--threads 2] [--model mycnn] [--what step,epoch,eval]
+ */
+import { spawn } from "node:child_process";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { hasTorch, interleave, markdownTable, median, runPython } from "./harness.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    threads: { type: "string", default: "2" },
+    model: { type: "string", default: "mycnn" },
+    what: { type: "string", default: "step,epoch,eval" },
+  },
+});
+const rounds = Number(a.rounds);
+const common = ["--threads", a.threads!, "--batch-size", "128"];
+const spec = fileURLToPath(new URL(`../src/nn/models/${a.model}.json`, import.meta.url));
+
+function runOurs(args: string[]): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./ours.ts", import.meta.url)), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("close", (code) => (code === 0 ? resolve(out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))) : reject(new Error(`bench/ours.ts failed (${code})`))));
+  });
+}
+
+if (!hasTorch()) {
+  console.error("PyTorch is not available for /usr/bin/python3 (apt-get install python3-torch); measuring ours only.");
+}
+const torch = hasTorch();
+const rows: Record<string, unknown>[] = [];
+const rss: Record<string, number[]> = { ours: [], pytorch: [] };
+const pick = (recs: Record<string, unknown>[], what: string, key: string, filter: (r: Record<string, unknown>) => boolean = () => true) => {
+  const r = recs.find((x) => x.what === what && filter(x));
+  const peak = recs.find((x) => x.what === "peak_rss");
+  return { value: Number(r?.[key]), rss: Number(peak?.mb) };
+};
+
+for (const what of a.what!.split(",")) {
+  const key = what === "step" ? "ms" : "seconds";
+  const unit = what === "step" ? "ms / step" : what === "epoch" ? "s / epoch (60k images)" : "s / 10k images";
+  const evalFilter = (r: Record<string, unknown>) => r.what !== "eval" || Number(r.eval_batch ?? r.batch) === 1000;
+  const candidates = [
+    {
+      name: "ours",
+      run: async () => {
+        const m = pick(await runOurs(["--what", what, "--model", a.model!, ...common]), what, key, evalFilter);
+        if (what === "epoch") rss.ours.push(m.rss);
+        return m.value;
+      },
+    },
+    ...(torch
+      ? [
+          {
+            name: "pytorch",
+            run: async () => {
+              const recs = await runPython(["bench", "--what", what, "--spec", spec, "--rounds", "1", ...common]);
+              const m = pick(recs, what, key, (r) => r.what !== "eval" || Number(r.batch) === 1000);
+              if (what === "epoch") rss.pytorch.push(m.rss);
+              return m.value;
+            },
+          },
+        ]
+      : []),
+  ];
+  process.stderr.write(`${what}: ${rounds} interleaved rounds...\n`);
+  const r = await interleave(rounds, candidates);
+  rows.push({
+    measurement: `${what} (${unit})`,
+    ours: r.medians.ours,
+    pytorch: r.medians.pytorch,
+    "ours / pytorch (median of per-round ratios)": r.ratios["ours/pytorch"],
+    rounds,
+  });
+}
+if (rss.ours.length) rows.push({ measurement: "peak RSS while training one epoch (MB)", ours: median(rss.ours), pytorch: rss.pytorch.length ? median(rss.pytorch) : undefined });
+console.log(`\n${a.model}, batch 128, ${a.threads} threads, onnxruntime-node 1.30 vs PyTorch CPU (Debian python3-torch)\n`);
+console.log(markdownTable(rows));
