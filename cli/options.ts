@@ -7,7 +7,7 @@ export const modelOptions = {
   optimizer: { type: "string", choices: optimizerNames as unknown as string[], default: "adam", describe: "optimizer (PyTorch semantics)" },
   lr: { type: "number", describe: "learning rate [default: 1e-3 for adam/adamw, 1e-2 for sgd]", requiresArg: true },
   "weight-decay": { type: "number", describe: "weight decay (L2 for adam/sgd, decoupled for adamw) [default: 0; adamw 1e-2]", requiresArg: true },
-  momentum: { type: "number", describe: "SGD momentum [default: 0.9]", requiresArg: true },
+  momentum: { type: "number", describe: "SGD momentum [default: 0, as PyTorch]", requiresArg: true },
   nesterov: { type: "boolean", describe: "SGD with Nesterov momentum" },
   seed: { type: "number", default: 0, describe: "seed for initialisation and shuffling", requiresArg: true },
 } satisfies Record<string, Options>;

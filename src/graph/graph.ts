@@ -69,9 +69,11 @@ export class Graph {
     const typed: TypedData = Array.isArray(data)
       ? dtype === "float32"
         ? Float32Array.from(data)
-        : dtype === "int64"
-          ? BigInt64Array.from(data.map((x) => BigInt(x)))
-          : Uint8Array.from(data)
+        : dtype === "float64"
+          ? Float64Array.from(data)
+          : dtype === "int64"
+            ? BigInt64Array.from(data.map((x) => BigInt(x)))
+            : Uint8Array.from(data)
       : data;
     const key = `${dtype}|${shape.join(",")}|${Array.from(typed as ArrayLike<number | bigint>).join(",")}`;
     const found = this.constants.get(key);

@@ -1,5 +1,5 @@
 /** A symbolic tensor in a graph under construction: a name, a static-or-symbolic shape and a dtype. */
-export type DType = "float32" | "int64" | "bool";
+export type DType = "float32" | "float64" | "int64" | "bool";
 /** A dimension: a number when known, a name (like "N") when it is only known at run time. */
 export type Dim = number | string;
 export type Shape = readonly Dim[];

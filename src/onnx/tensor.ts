@@ -2,14 +2,16 @@
 import { DataType, toNumber, type TensorMsg } from "./proto.ts";
 import type { DType } from "../graph/value.ts";
 
-export type TypedData = Float32Array | BigInt64Array | Uint8Array;
+export type TypedData = Float32Array | Float64Array | BigInt64Array | Uint8Array;
 
-export const dataTypeOf: Record<DType, number> = { float32: DataType.FLOAT, int64: DataType.INT64, bool: DataType.BOOL };
+export const dataTypeOf: Record<DType, number> = { float32: DataType.FLOAT, float64: DataType.DOUBLE, int64: DataType.INT64, bool: DataType.BOOL };
 
 export function dtypeOf(dataType: number): DType {
   switch (dataType) {
     case DataType.FLOAT:
       return "float32";
+    case DataType.DOUBLE:
+      return "float64";
     case DataType.INT64:
       return "int64";
     case DataType.BOOL:
@@ -39,11 +41,15 @@ export function readTensor(t: TensorMsg): { dtype: DType; dims: number[]; data: 
     data =
       dtype === "float32"
         ? new Float32Array(raw.buffer, 0, raw.byteLength / 4)
-        : dtype === "int64"
-          ? new BigInt64Array(raw.buffer, 0, raw.byteLength / 8)
-          : raw;
+        : dtype === "float64"
+          ? new Float64Array(raw.buffer, 0, raw.byteLength / 8)
+          : dtype === "int64"
+            ? new BigInt64Array(raw.buffer, 0, raw.byteLength / 8)
+            : raw;
   } else if (dtype === "float32") {
     data = Float32Array.from(t.float_data ?? []);
+  } else if (dtype === "float64") {
+    data = Float64Array.from(t.double_data ?? []);
   } else if (dtype === "int64") {
     data = BigInt64Array.from((t.int64_data ?? []).map((v) => BigInt(toNumber(v))));
   } else {

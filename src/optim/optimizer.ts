@@ -16,7 +16,7 @@ export type OptimizerName = (typeof optimizerNames)[number];
 /** PyTorch's defaults, with the given overrides (AdamW's default weight decay is 0.01, the others 0). */
 export function optimizerConfig(type: OptimizerName, o: { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number; momentum?: number; nesterov?: boolean } = {}): OptimizerConfig {
   if (type === "sgd") {
-    const momentum = o.momentum ?? 0.9;
+    const momentum = o.momentum ?? 0;
     if (o.nesterov && momentum <= 0) throw new Error("Nesterov momentum requires a momentum > 0");
     return { type, lr: o.lr ?? 0.01, momentum, dampening: 0, nesterov: o.nesterov ?? false, weightDecay: o.weightDecay ?? 0 };
   }
@@ -56,9 +56,12 @@ export function emitUpdate(g: G, c: OptimizerConfig, { params: p, grads, state, 
   const m = g.add(g.mul(state[0], b1), g.mul(gr, 1 - b1));
   const v = g.add(g.mul(state[1], b2), g.mul(g.mul(gr, gr), 1 - b2));
   // p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (eps outside the bias correction, as PyTorch)
-  const bc1 = g.sub(1, g.pow(b1, t));
-  const bc2sqrt = g.sqrt(g.sub(1, g.pow(b2, t)));
-  const stepSize = g.div(lr, bc1);
-  const denom = g.add(g.div(g.sqrt(v), bc2sqrt), c.eps);
+  // The scalar bias corrections are computed in float64, as PyTorch does in Python: in float32, 1 - 0.999^t
+  // would carry beta2's rounding error (1e-5 relative) into every step.
+  const t64 = g.cast(t, "float64");
+  const bc1 = g.sub(1, g.pow(g.scalar(b1, "float64"), t64));
+  const bc2sqrt = g.sqrt(g.sub(1, g.pow(g.scalar(b2, "float64"), t64)));
+  const stepSize = g.cast(g.div(g.cast(lr, "float64"), bc1), "float32");
+  const denom = g.add(g.div(g.sqrt(v), g.cast(bc2sqrt, "float32")), c.eps);
   return { params: g.sub(p0, g.mul(g.div(m, denom), stepSize)), state: [m, v] };
 }
