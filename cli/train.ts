@@ -122,8 +122,13 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
         );
       },
       afterEpochFiles: async (dir) => {
-        const mod = await import("../src/dashboard/report.ts").catch(() => undefined);
-        await mod?.writeReport(dir);
+        // The report is a convenience: failing to write it must not stop training.
+        try {
+          const { writeReport } = await import("../src/dashboard/report.ts");
+          await writeReport(dir);
+        } catch (e) {
+          process.stderr.write(`warning: could not write ${dir}/report.html: ${(e as Error).message}\n`);
+        }
       },
     });
     if (tty) bar.stop();

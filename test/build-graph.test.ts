@@ -50,7 +50,7 @@ describe("build-graph", () => {
 
   it("names parameters like PyTorch's state_dict", () => {
     const m = decodeModel(readFileSync(join(root, "a", "model.onnx")));
-    const names = m.graph.initializer.map((t) => t.name).filter((n) => !n.startsWith("const_"));
+    const names = m.graph.initializer.map((t) => t.name).filter((n) => !n!.startsWith("const_"));
     expect(names).toEqual(
       ["conv.0", "conv.1", "conv.4", "conv.5", "conv.8", "conv.9"].flatMap((l) =>
         l === "conv.0" || l === "conv.4" || l === "conv.8" ? [`${l}.weight`, `${l}.bias`] : [`${l}.weight`, `${l}.bias`, `${l}.running_mean`, `${l}.running_var`],

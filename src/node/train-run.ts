@@ -138,6 +138,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     saveState(position); // so that there is always a last good checkpoint
   }
   if (basename(dirname(resolve(dir))) === "runs") run.markLatest(); // runs/latest -> the newest run
+  run.flush(); // the run/resume record is on disk before anyone (the dashboard) reads the file
   await hooks.onStart?.({ dir, epochs, batches, startEpoch: position.epoch, startBatch: position.stepInEpoch, resumed: !!o.resume, plan: program.plan });
 
   let windowStart = performance.now();

@@ -1,0 +1,57 @@
+/** The messages between the Train page and its Web Worker (structured-cloned; byte arrays are transferred). */
+
+/** What the page asks for. The CLI's names for the same settings are in the comments. */
+export interface RunSettings {
+  model: string; // --model (a built-in name)
+  epochs: number; // --epochs
+  batchSize: number; // --batch-size
+  trainCount: number; // --train-limit: the first N images of MNIST's training file
+  testCount: number; // --test-limit: the first N images of MNIST's test file
+  lr: number; // --lr (Adam)
+  seed: number; // --seed
+}
+
+export type ToWorker =
+  /** Starts a fresh run (releasing any previous one). URLs are absolute: the worker's own location differs. */
+  | { type: "start"; settings: RunSettings; ortBase: string; dataUrl: string; threads: number }
+  /** Continues the current run where it stopped, up to `epochs` epochs in all. */
+  | { type: "continue"; epochs: number }
+  /** Stops after the current step; the state stays, ready to continue or download. */
+  | { type: "stop" };
+
+export interface StepPoint {
+  step: number; // global, 1-based
+  epoch: number; // 1-based
+  batch: number; // 1-based within the epoch
+  batches: number;
+  loss: number;
+  /** Wall time since the previous step ended, ms: batch filling and the session run (bench/web-train.ts reads these). */
+  ms: number;
+}
+
+export interface EpochPoint {
+  epoch: number;
+  step: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testLoss: number;
+  testAccuracy: number;
+  seconds: number;
+}
+
+/** The trained state as files: model.onnx (inference) and the checkpoint `onnx-mnist train --resume` reads. */
+export interface Snapshot {
+  model: Uint8Array;
+  checkpoint: Uint8Array;
+  step: number;
+  epoch: number; // completed epochs
+  stepInEpoch: number;
+}
+
+export type FromWorker =
+  | { type: "status"; text: string }
+  | { type: "started"; params: number; batches: number; trainCount: number; testCount: number; ortVersion: string; threads: number }
+  | { type: "steps"; points: StepPoint[] }
+  | { type: "epoch"; point: EpochPoint; snapshot: Snapshot }
+  | { type: "end"; status: "completed" | "interrupted" | "diverged"; snapshot: Snapshot; seconds: number }
+  | { type: "error"; message: string };
