@@ -113,6 +113,7 @@ export class G extends Graph {
   expandLike = (x: Value, like: Value): Value => this.apply(sh.expandLike, [x, like], {})[0];
   concat = (xs: Value[], axis: number): Value => this.apply(sh.concat, xs, { axis })[0];
   slice = (x: Value, starts: number[], ends: number[], axes: number[]): Value => this.apply(sh.slice, [x], { starts, ends, axes })[0];
+  flip = (x: Value, axes: number[]): Value => this.apply(sh.flip, [x], { axes })[0];
   pad = (x: Value, pads: number[]): Value => this.apply(sh.pad, [x], { pads })[0];
   identity = (x: Value): Value => this.apply(sh.identity, [x], {})[0];
   shape = (x: Value): Value => this.apply(sh.shape, [x], {})[0];

@@ -151,3 +151,12 @@ export const identity = defineOp({ onnx: "Identity", infer: ([x]) => [{ shape: r
 // Shape queries: integer results, no gradient.
 export const shape = defineOp({ onnx: "Shape", infer: ([x]) => [{ shape: [req(x, "x").shape.length], dtype: "int64" }], vjp: "none" });
 export const size = defineOp({ onnx: "Size", infer: () => [{ shape: [], dtype: "int64" }], vjp: "none" });
+
+/** Reverses the order along `axes` (Slice with step -1). Its own inverse, so its gradient flips dy back. */
+export const flip = defineOp<{ axes: number[] }>({
+  onnx: "Slice",
+  infer: ([x]) => [{ shape: req(x, "x").shape, dtype: req(x, "x").dtype }],
+  emit: (g, [x], { axes }, [out]) =>
+    g.node("Slice", [x, g.ints(axes.map(() => -1)), g.ints(axes.map(() => Number.MIN_SAFE_INTEGER)), g.ints(axes), g.ints(axes.map(() => -1))], {}, [out]),
+  vjp: (g, dys, { attrs: { axes } }) => [g.flip(one(dys), axes)],
+});
