@@ -5,23 +5,9 @@ import { UserError } from "../src/node/files.ts";
 import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { checkModelOptions, checkNumber, modelOptions } from "./options.ts";
 
-interface Args {
-  model: string;
-  epochs?: number;
-  batchSize: number;
+/** The parsed flags: the training options plus the dashboard's. */
+interface Args extends Omit<TrainOptions, "optimizer"> {
   optimizer: string;
-  lr?: number;
-  weightDecay?: number;
-  momentum?: number;
-  nesterov?: boolean;
-  seed: number;
-  data?: string;
-  out?: string;
-  resume?: string;
-  graph?: string;
-  threads?: number;
-  trainLimit?: number;
-  testLimit?: number;
   dashboard?: boolean;
   port?: number;
   host: string;
@@ -89,7 +75,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
   let smoothN = 0;
   let epochShown = 0;
   try {
-    const outcome = await trainRun({ ...a, optimizer: a.optimizer as OptimizerName } as TrainOptions, {
+    const outcome = await trainRun({ ...a, optimizer: a.optimizer as OptimizerName }, {
       onStart: async (info) => {
         runDir = info.dir;
         console.log(`${info.resumed ? "resuming" : "training"} ${info.plan.name} (${info.plan.paramCount.toLocaleString("en-US")} parameters) in ${info.dir}` + (info.resumed ? ` from epoch ${info.startEpoch + 1}, step ${info.startBatch}` : ""));
@@ -151,7 +137,10 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
   } finally {
     process.off("SIGINT", onSigint);
     if (tty) bar.stop();
-    await dashboard?.close();
+    if (dashboard) {
+      await dashboard.close();
+      if (runDir) console.log(`dashboard closed; reopen it with: onnx-mnist dashboard ${runDir}  (or open ${runDir}/report.html)`);
+    }
   }
 }
 
