@@ -26,6 +26,7 @@ const command: CommandModule<object, Args> = {
     const { serveDemo } = await import("../src/server/demo.ts");
     const server = await serveDemo({ modelPath: `${dir}/model.onnx`, port, host });
     console.log(`demo: ${server.url}  (Ctrl-C to stop)`);
+    console.log(`train in the browser: ${server.url.replace(/\/?$/, "/")}train.html`);
     await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
     await server.close();
   },

@@ -3,11 +3,13 @@ import cliProgress from "cli-progress";
 import { trainRun, stopSignal, type TrainOptions } from "../src/node/train-run.ts";
 import { UserError } from "../src/node/files.ts";
 import type { OptimizerName } from "../src/optim/optimizer.ts";
+import { lrSchedules, type LrSchedule } from "../src/optim/schedule.ts";
 import { checkModelOptions, checkNumber, modelOptions } from "./options.ts";
 
 /** The parsed flags: the training options plus the dashboard's. */
-interface Args extends Omit<TrainOptions, "optimizer"> {
+interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule"> {
   optimizer: string;
+  lrSchedule?: string;
   dashboard?: boolean;
   port?: number;
   host: string;
@@ -16,6 +18,7 @@ interface Args extends Omit<TrainOptions, "optimizer"> {
 export const trainOptions = {
   ...modelOptions,
   epochs: { type: "number", describe: "epochs to train [default: 3]", requiresArg: true },
+  "lr-schedule": { type: "string", choices: lrSchedules as unknown as string[], describe: "learning-rate schedule over the run (cosine: PyTorch's CosineAnnealingLR per step) [default: constant]" },
   "batch-size": { type: "number", default: 128, describe: "images per optimizer step (the last batch of an epoch may be smaller)", requiresArg: true },
   data: { type: "string", describe: "directory with the four MNIST-format IDX files (raw or .gz) [default: the bundled MNIST]", requiresArg: true },
   out: { type: "string", describe: "run directory [default: runs/<timestamp>; runs/latest points to the newest]", requiresArg: true },
@@ -75,7 +78,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
   let smoothN = 0;
   let epochShown = 0;
   try {
-    const outcome = await trainRun({ ...a, optimizer: a.optimizer as OptimizerName }, {
+    const outcome = await trainRun({ ...a, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined }, {
       onStart: async (info) => {
         runDir = info.dir;
         console.log(`${info.resumed ? "resuming" : "training"} ${info.plan.name} (${info.plan.paramCount.toLocaleString("en-US")} parameters) in ${info.dir}` + (info.resumed ? ` from epoch ${info.startEpoch + 1}, step ${info.startBatch}` : ""));

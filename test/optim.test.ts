@@ -96,3 +96,14 @@ describe("optimizers, two steps by hand (p0 = [1, -2], g1 = [0.5, -1], g2 = [0.1
     expect(s2.p[1]).toBeCloseTo(-1.93, 6); // -2 + 0.1 - 0.03
   });
 });
+
+describe("learning-rate schedules", () => {
+  it("cosine follows CosineAnnealingLR stepped per batch: lr0 at the start, lr0/2 halfway, -> 0 at the end", async () => {
+    const { lrAt } = await import("../src/optim/schedule.ts");
+    expect(lrAt("cosine", 1e-3, 0, 100)).toBe(1e-3);
+    expect(lrAt("cosine", 1e-3, 50, 100)).toBeCloseTo(5e-4, 12);
+    expect(lrAt("cosine", 1e-3, 99, 100)).toBeCloseTo(1e-3 * (1 + Math.cos((Math.PI * 99) / 100)) / 2, 15);
+    expect(lrAt("cosine", 1e-3, 99, 100)).toBeLessThan(1e-6);
+    expect(lrAt("constant", 1e-3, 99, 100)).toBe(1e-3);
+  });
+});

@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import { buildProgram, initialValues } from "../program/program.ts";
 import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
+import { lrAt, type LrSchedule } from "../optim/schedule.ts";
 import { Trainer, stateFromCheckpoint, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { fit, startPosition, type EpochInfo, type FitStatus, type Position, type StepInfo } from "../runtime/fit.ts";
 import { epochRecord, runRecord, stepRecord } from "../runtime/records.ts";
@@ -25,6 +26,7 @@ export interface TrainOptions {
   weightDecay?: number;
   momentum?: number;
   nesterov?: boolean;
+  lrSchedule?: LrSchedule;
   seed: number;
   data?: string;
   out?: string;
@@ -87,6 +89,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
       weight_decay: o.weightDecay,
       momentum: o.momentum,
       nesterov: o.nesterov,
+      lr_schedule: o.lrSchedule ?? "constant",
       seed: o.seed,
       data: o.data ? resolve(o.data) : null,
       graph: o.graph ? resolve(o.graph) : null,
@@ -145,10 +148,13 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   let windowImages = 0;
   let ips = 0;
   let testAccuracy: number | undefined;
+  const schedule = ((config.lr_schedule as LrSchedule | undefined) ?? "constant") as LrSchedule;
+  const lr0 = config.lr as number;
   const result = await fit(trainer, data.train, data.test, {
     epochs,
     batchSize,
     position,
+    lrAt: (t) => lrAt(schedule, lr0, t, epochs * batches),
     shouldStop: () => stopSignal.requested,
     onStep: (s) => {
       windowImages += s.size;

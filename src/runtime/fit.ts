@@ -65,6 +65,8 @@ export interface FitOptions {
   /** Checked after every step; true stops at once (Ctrl-C). */
   shouldStop?: () => boolean;
   evalBatchSize?: number;
+  /** The learning rate of the step with this (0-based) global index; default: keep trainer.lr. */
+  lrAt?: (step: number) => number;
   /** Skip the per-epoch evaluation (benchmarks). */
   skipEval?: boolean;
   misclassifiedLimit?: number;
@@ -88,6 +90,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
     const order = rng.permutation(train.count);
     for (let b = pos.stepInEpoch; b < batches; b++) {
       const n = fillBatch(train, order, b * o.batchSize, Math.min(train.count, (b + 1) * o.batchSize), x, y);
+      if (o.lrAt) trainer.lr = o.lrAt(trainer.step);
       const r = await trainer.trainStep(x, y, n);
       lastLoss = r.loss;
       if (!Number.isFinite(r.loss)) return { status: "diverged", position: pos, lastLoss };
