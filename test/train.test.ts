@@ -9,8 +9,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as ort from "onnxruntime-node";
 import { decodeCheckpoint } from "../src/runtime/checkpoint.ts";
-import { buildProgram } from "../src/program/program.ts";
-import { Trainer, stateFromCheckpoint } from "../src/runtime/trainer.ts";
+import { Trainer } from "../src/runtime/trainer.ts";
 import { loadMnist } from "../src/data/node.ts";
 import { defaultMnistDir } from "../src/data/node.ts";
 
@@ -51,9 +50,7 @@ describe("onnx-mnist train", () => {
 
   it("model.onnx of a run predicts exactly what the trainer's eval step does", async () => {
     const dir = join(root, "small");
-    const ck = checkpoint(dir);
-    const program = buildProgram(ck.header.model, ck.header.optimizer);
-    const trainer = await Trainer.create(ort, program, stateFromCheckpoint(program, ck, dir));
+    const { trainer } = await Trainer.fromCheckpoint(ort, new Uint8Array(readFileSync(join(dir, "checkpoint"))));
     const data = loadMnist(undefined, { trainLimit: 1, testLimit: 500 });
     const x = Float32Array.from(data.test.images, (v) => v / 255);
     const y = BigInt64Array.from(data.test.labels, (v) => BigInt(v));

@@ -8,7 +8,7 @@
  * step k reads set A and writes set B, step k+1 reads B and writes A. Nothing is copied between steps.
  */
 import type * as OrtCommon from "onnxruntime-common";
-import { io, buildInferenceModel, type Program } from "../program/program.ts";
+import { io, buildInferenceModel, buildProgram, type Program } from "../program/program.ts";
 import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
 import type { RngState } from "../random.ts";
 
@@ -83,6 +83,19 @@ export class Trainer {
     // them (measured: the state did not change), so there the session allocates outputs and we keep those.
     const isNode = !!(ort as { env?: { versions?: { node?: string } } }).env?.versions?.node;
     return new Trainer(ort, program, train, evaluate, state, opts.preallocate ?? isNode);
+  }
+
+  /**
+   * A Trainer from checkpoint bytes alone (like onnxruntime's CheckpointState + TrainingSession): the model
+   * spec and optimizer in its header rebuild the same graphs, its tensors restore the state. Returns the
+   * checkpoint too, for its position (epoch, step in epoch, RNG state) and config.
+   */
+  static async fromCheckpoint(ort: Ort, bytes: Uint8Array, opts: TrainerOptions & { source?: string } = {}): Promise<{ trainer: Trainer; checkpoint: CheckpointData }> {
+    const source = opts.source ?? "checkpoint";
+    const checkpoint = decodeCheckpoint(bytes, source);
+    const program = buildProgram(checkpoint.header.model, checkpoint.header.optimizer);
+    const trainer = await Trainer.create(ort, program, stateFromCheckpoint(program, checkpoint, source), opts);
+    return { trainer, checkpoint };
   }
 
   /** The initial training state: given parameters and buffers, zero optimizer state, step 0. */
