@@ -74,7 +74,9 @@ export class Trainer {
   static async create(ort: Ort, program: TrainingProgram, state: TrainingState, opts: TrainerOptions = {}): Promise<Trainer> {
     checkState(program, state);
     const so: OrtCommon.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: "all",
+      // "extended", not "all": the NCHWc layout rewrites of "all" add reorders that cost more than they save
+      // on this graph (measured: 7.05 vs 6.56 ms per step at batch 128).
+      graphOptimizationLevel: "extended",
       ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
       ...opts.sessionOptions,
     };
