@@ -36,13 +36,14 @@ let scheduled = false;
 let lastRender = 0;
 let renderCost = 0;
 /**
- * At most ~6 renders a second, and never more than ~10% of the page's time: a render re-decimates every series
+ * At most 2 renders a second, and never more than ~5% of the page's time (the page shares the cores with the
+ * training when both run on one machine): a render re-decimates every series
  * (O(points)) and redraws (about 1 ms for a few thousand points).
  */
 function schedule(): void {
   if (scheduled) return;
   scheduled = true;
-  const wait = Math.max(0, Math.max(160, 10 * renderCost) - (performance.now() - lastRender));
+  const wait = Math.max(0, Math.max(500, 20 * renderCost) - (performance.now() - lastRender));
   setTimeout(
     () =>
       requestAnimationFrame(() => {
