@@ -2,4 +2,5 @@
 // Runs the TypeScript CLI directly (no build step): tsx registers a loader for .ts files.
 import { register } from "tsx/esm/api";
 register();
-await import("../cli/main.ts");
+const { main } = await import("../cli/main.ts");
+await main(process.argv.slice(2));

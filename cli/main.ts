@@ -33,10 +33,10 @@ export function cli(argv: string[]) {
     .version(false);
 }
 
-const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("bin/onnx-mnist.js") || process.argv[1]?.endsWith("cli/main.ts");
-if (isMain) {
+/** Runs the CLI; errors users can fix print `error: <reason>` (no stack) and exit 1. */
+export async function main(argv: string[]): Promise<void> {
   try {
-    await cli(hideBin(process.argv)).parseAsync();
+    await cli(argv).parseAsync();
   } catch (e) {
     const err = e as Error;
     const known = ["UserError", "SpecError", "DataError", "CheckpointError", "ModelError", "ImageError", "RangeError"].includes(err.name);
@@ -45,3 +45,6 @@ if (isMain) {
     process.exit(1);
   }
 }
+
+// `tsx cli/main.ts ...` runs it directly; bin/onnx-mnist.js calls main().
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) await main(hideBin(process.argv));
