@@ -144,8 +144,8 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   run.flush(); // the run/resume record is on disk before anyone (the dashboard) reads the file
   await hooks.onStart?.({ dir, epochs, batches, startEpoch: position.epoch, startBatch: position.stepInEpoch, resumed: !!o.resume, plan: program.plan });
 
-  let windowStart = performance.now();
-  let windowImages = 0;
+  // Throughput: an exponential moving average of each step's images per second (evaluation excluded).
+  let lastStepEnd = performance.now();
   let ips = 0;
   let testAccuracy: number | undefined;
   const schedule = ((config.lr_schedule as LrSchedule | undefined) ?? "constant") as LrSchedule;
@@ -157,13 +157,10 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     lrAt: (t) => lrAt(schedule, lr0, t, epochs * batches),
     shouldStop: () => stopSignal.requested,
     onStep: (s) => {
-      windowImages += s.size;
       const now = performance.now();
-      if (now - windowStart > 500) {
-        ips = (windowImages * 1000) / (now - windowStart);
-        windowStart = now;
-        windowImages = 0;
-      }
+      const rate = (s.size * 1000) / Math.max(now - lastStepEnd, 1e-3);
+      ips = ips ? 0.9 * ips + 0.1 * rate : rate;
+      lastStepEnd = now;
       emit(stepRecord(s, ips, time()));
       hooks.onStep?.(s, ips);
     },
@@ -174,6 +171,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
       saveState(pos);
       hooks.onEpoch?.(e, epochs);
       await hooks.afterEpochFiles?.(dir);
+      lastStepEnd = performance.now();
     },
   });
   if (result.status === "interrupted") saveState(result.position);
