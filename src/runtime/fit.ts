@@ -5,7 +5,7 @@
  */
 import { Rng, type RngState } from "../random.ts";
 import type { Trainer } from "./trainer.ts";
-import { fillBatch, type Split } from "../data/dataset.ts";
+import { epochOrder, fillBatch, type Split } from "../data/dataset.ts";
 
 export type { Split };
 
@@ -86,8 +86,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
   let lastLoss = NaN;
   while (pos.epoch < o.epochs) {
     const t0 = now();
-    const rng = new Rng(pos.epochRng);
-    const order = rng.permutation(train.count);
+    const { order, next } = epochOrder(train.count, pos.epochRng);
     for (let b = pos.stepInEpoch; b < batches; b++) {
       const n = fillBatch(train, order, b * o.batchSize, Math.min(train.count, (b + 1) * o.batchSize), x, y);
       if (o.lrAt) trainer.lr = o.lrAt(trainer.step);
@@ -103,13 +102,13 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
       if (o.shouldStop?.() && b + 1 < batches) return { status: "interrupted", position: pos, lastLoss };
     }
     if (o.skipEval) {
-      pos = { epoch: pos.epoch + 1, stepInEpoch: 0, epochRng: rng.state, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
+      pos = { epoch: pos.epoch + 1, stepInEpoch: 0, epochRng: next, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
       continue;
     }
     const testResult = await evaluate(logitsOf(trainer), test, { batchSize: o.evalBatchSize, misclassifiedLimit: o.misclassifiedLimit, classes: o.classes });
     const s = pos.epochStats;
     const info: EpochInfo = { epoch: pos.epoch + 1, step: trainer.step, trainLoss: s.lossSum / s.seen, trainAccuracy: s.correct / s.seen, test: testResult, seconds: (now() - t0) / 1000 };
-    pos = { epoch: pos.epoch + 1, stepInEpoch: 0, epochRng: rng.state, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
+    pos = { epoch: pos.epoch + 1, stepInEpoch: 0, epochRng: next, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
     await o.onEpoch?.(info, pos);
     if (o.shouldStop?.() && pos.epoch < o.epochs) return { status: "interrupted", position: pos, lastLoss };
   }
