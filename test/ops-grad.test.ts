@@ -62,6 +62,7 @@ const cases: Case[] = [
   ["averagePool 3x3 stride 2 pad 1", [{ shape: [1, 2, 7, 7] }], (g, [x]) => g.averagePool(x, pool(3, 2, 1))],
   ["batchNorm (training: batch statistics)", [{ shape: [4, 3, 3, 3] }, { shape: [3] }, { shape: [3] }], (g, [x, ga, be]) => g.batchNormTrain(x, ga, be, 1e-5)[0]],
   ["batchNorm (inference: given statistics)", [{ shape: [2, 3, 4, 4] }, { shape: [3] }, { shape: [3] }, { shape: [3], diff: false }, { shape: [3], diff: false, domain: pos }], (g, [x, ga, be, m, v]) => g.batchNormInfer(x, ga, be, m, v, 1e-5)],
+  ["affine per channel (BatchNormalization with mean 0, variance 1)", [{ shape: [2, 3, 4, 4] }, { shape: [3] }, { shape: [3] }], (g, [x, s, b]) => g.affine(x, s, b)],
   ["softmax", [{ shape: [3, 5] }], (g, [x]) => g.softmax(x, -1)],
   ["logSoftmax", [{ shape: [3, 5] }], (g, [x]) => g.logSoftmax(x, 1)],
   ["cross-entropy (mean over int labels)", [{ shape: [4, 10] }, { shape: [4], dtype: "int64", values: [3, 0, 9, 3] }], (g, [x, t]) => g.softmaxCrossEntropy(x, t)[0]],

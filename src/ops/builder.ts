@@ -135,6 +135,7 @@ export class G extends Graph {
   batchNormTrain = (x: Value, gamma: Value, beta: Value, eps: number): Value[] => this.apply(nm.batchNormTrain, [x, gamma, beta], { eps });
   batchNormInfer = (x: Value, gamma: Value, beta: Value, mean: Value, variance: Value, eps: number): Value =>
     this.apply(nm.batchNormInfer, [x, gamma, beta, mean, variance], { eps })[0];
+  affine = (x: Value, scale: Value, bias: Value): Value => this.apply(nm.affine, [x, scale, bias], {})[0];
   gemm = (a: Value, b: Value, c: Value | undefined, t: la.GemmAttrs): Value => this.apply(la.gemm, [a, b, c], t)[0];
   matMul = (a: Value, b: Value): Value => this.apply(la.matMul, [a, b], {})[0];
   softmax = (x: Value, axis = -1): Value => this.apply(ls.softmax, [x], { axis })[0];

@@ -50,8 +50,29 @@ export const batchNormTrain = defineOp<{ eps: number }>({
     const a = g.mul(gamma!, r);
     const b = g.neg(g.mul(g.mul(a, r), k));
     const c = g.sub(g.neg(g.mul(a, mdy)), g.mul(b, mu));
-    const dx = needs[0] ? g.add(g.add(g.mul(dy, perChannel(g, a)), g.mul(x!, perChannel(g, b))), perChannel(g, c)) : undefined;
+    // B x + C as an inference-mode BatchNormalization (mean 0, variance 1, epsilon 0): one fused pass.
+    const dx = needs[0] ? g.add(g.mul(dy, perChannel(g, a)), g.affine(x!, b, c)) : undefined;
     return [dx, needs[1] ? g.mul(k, m) : undefined, needs[2] ? g.mul(mdy, m) : undefined];
+  },
+});
+
+/** y = scale[c] x + bias[c] over NCHW, as one inference-mode BatchNormalization (mean 0, variance 1, eps 0). */
+export const affine = defineOp({
+  onnx: "BatchNormalization",
+  infer: ([x]) => [{ shape: req(x, "x").shape, dtype: "float32" }],
+  emit: (g, [x, scale, bias], _a, outs) => {
+    const zero = g.node("Mul", [scale, g.scalar(0)], {}, [{ shape: scale!.shape, dtype: "float32" }])[0];
+    const one = g.node("Add", [zero, g.scalar(1)], {}, [{ shape: scale!.shape, dtype: "float32" }])[0];
+    return g.node("BatchNormalization", [x, scale, bias, zero, one], { epsilon: { float: 0 } }, outs);
+  },
+  // d(s x + b) = s dx, dscale = sum(dy x), dbias = sum(dy)
+  vjp: (g, dys, { inputs: [x, scale], needs }) => {
+    const dy = one(dys);
+    return [
+      needs[0] ? g.mul(dy, perChannel(g, scale!)) : undefined,
+      needs[1] ? g.reduceSum(g.mul(dy, x!), [0, 2, 3], false) : undefined,
+      needs[2] ? g.reduceSum(dy, [0, 2, 3], false) : undefined,
+    ];
   },
 });
 
