@@ -240,6 +240,6 @@ showNothing("draw a digit");
 Object.assign(globalThis, { onnxMnist: { ort, run, toMnistInput, session: () => current?.session ?? null } });
 
 const modelUrl = params.get("model") ?? "./model.onnx";
-const modelName = params.has("model") ? modelUrl : "model.onnx";
+const modelName = params.get("name") ?? (params.has("model") ? modelUrl : "model.onnx");
 await loadGallery();
 await useModel(() => fetchModel(modelUrl), modelName);

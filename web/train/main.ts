@@ -189,7 +189,7 @@ function offer(s: Snapshot): void {
   ui.downloadModel.href = url(s.model);
   ui.downloadCheckpoint.href = url(s.checkpoint);
   // The demo loads `?model=URL`; an object URL of this page is readable by any page of this origin while this one is open.
-  ui.openDemo.href = `./index.html?model=${encodeURIComponent(ui.downloadModel.href)}`;
+  ui.openDemo.href = `./index.html?model=${encodeURIComponent(ui.downloadModel.href)}&name=${encodeURIComponent("model trained in this browser")}`;
   for (const a of [ui.downloadModel, ui.downloadCheckpoint, ui.openDemo]) a.setAttribute("aria-disabled", "false");
   const where = s.stepInEpoch ? `epoch ${s.epoch + 1}, after step ${s.stepInEpoch}` : `the end of epoch ${s.epoch}`;
   ui.resultNote.textContent = `${s.step} steps, saved at ${where}: ${(s.model.length / 1024).toFixed(0)} kB model, ${(s.checkpoint.length / 1024).toFixed(0)} kB checkpoint.`;
