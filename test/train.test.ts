@@ -140,6 +140,23 @@ describe("bad input", () => {
     expect(r.err).not.toMatch(/\n\s+at /);
   });
 
+  it("resume rejects a corrupt or truncated checkpoint, and leaves it as it was", () => {
+    const dir = join(root, "corrupt-ck");
+    mkdirSync(dir, { recursive: true });
+    const good = readFileSync(join(root, "small", "checkpoint"));
+    const bad = Buffer.from(good);
+    bad[bad.length >> 1] ^= 0xff; // one flipped byte in the tensor data
+    writeFileSync(join(dir, "checkpoint"), bad);
+    const r = cli("train", "--resume", dir);
+    expect(r.code).toBe(1);
+    expect(r.err.trim()).toMatch(/^error: .*checkpoint: checkpoint is corrupt or truncated \(CRC mismatch\)/);
+    expect(readFileSync(join(dir, "checkpoint")).equals(bad)).toBe(true);
+    writeFileSync(join(dir, "checkpoint"), good.subarray(0, 1000));
+    expect(cli("train", "--resume", dir).err).toMatch(/corrupt or truncated/);
+    writeFileSync(join(dir, "checkpoint"), "not a checkpoint at all");
+    expect(cli("train", "--resume", dir).err).toMatch(/not an onnx-mnist checkpoint/);
+  });
+
   it("eval rejects a file that is not ONNX and a model with the wrong inputs", () => {
     const notOnnx = join(root, "not.onnx");
     writeFileSync(notOnnx, "definitely not protobuf");
