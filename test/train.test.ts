@@ -140,6 +140,18 @@ describe("bad input", () => {
     expect(r.err).not.toMatch(/\n\s+at /);
   });
 
+  it("--graph rejects graphs that do not match the directory's checkpoint", () => {
+    const g = join(root, "graph");
+    const mixed = join(root, "graph-mixed");
+    mkdirSync(mixed, { recursive: true });
+    for (const f of ["train_step.onnx", "eval_step.onnx", "model.onnx"]) copyFileSync(join(g, f), join(mixed, f)); // lenet5 graphs
+    expect(cli("build-graph", "--model", "mycnn", "--out", join(root, "graph-mycnn")).code).toBe(0);
+    copyFileSync(join(root, "graph-mycnn", "checkpoint"), join(mixed, "checkpoint")); // mycnn checkpoint
+    const r = cli("train", "--graph", mixed, "--epochs", "1", "--train-limit", "500", "--out", join(root, "mixed-run"));
+    expect(r.code).toBe(1);
+    expect(r.err.trim()).toMatch(/^error: .*train_step\.onnx does not match .*checkpoint: it takes 61706 parameters, the checkpoint's mycnn has 8110/);
+  });
+
   it("resume rejects a corrupt or truncated checkpoint, and leaves it as it was", () => {
     const dir = join(root, "corrupt-ck");
     mkdirSync(dir, { recursive: true });

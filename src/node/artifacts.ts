@@ -87,14 +87,24 @@ export function loadGraphDir(dir: string): { program: TrainingProgram; checkpoin
   const checkpoint = readCheckpointFile(join(dir, "checkpoint"));
   const trainStep = readFileOrFail(join(dir, "train_step.onnx"), "the training-step graph written by build-graph");
   const evalStep = readFileOrFail(join(dir, "eval_step.onnx"), "the evaluation graph written by build-graph");
+  const plan = planModel(checkpoint.header.model);
   for (const [name, bytes] of [["train_step.onnx", trainStep], ["eval_step.onnx", evalStep]] as const) {
+    let model: ReturnType<typeof decodeModel>;
     try {
-      decodeModel(bytes);
+      model = decodeModel(bytes);
     } catch (e) {
       throw new UserError(`${join(dir, name)}: not an ONNX model (${(e as Error).message})`);
     }
+    // The graphs and the checkpoint must describe the same model: compare the flat parameter vector's length.
+    const params = model.graph.input.find((i) => i.name === "params");
+    const size = params?.type.tensor_type.shape?.dim[0]?.dim_value;
+    if (!params || Number(size) !== plan.paramCount)
+      throw new UserError(
+        `${join(dir, name)} does not match ${join(dir, "checkpoint")}: ` +
+          (params ? `it takes ${Number(size)} parameters, the checkpoint's ${plan.name} has ${plan.paramCount}` : "it is not an onnx-mnist training graph (no 'params' input)") +
+          "; write all four files with one build-graph run",
+      );
   }
-  const plan = planModel(checkpoint.header.model);
   const optimizer: OptimizerConfig = checkpoint.header.optimizer;
   const stateNames = optimizerState(optimizer);
   const program: TrainingProgram = { plan, optimizer, stateNames, trainStep, evalStep };
