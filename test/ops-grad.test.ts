@@ -55,6 +55,7 @@ const cases: Case[] = [
   ["conv 3x3 pad 1", [{ shape: [2, 3, 6, 6] }, { shape: [4, 3, 3, 3] }, { shape: [4] }], (g, [x, w, b]) => g.conv(x, w, b, { strides: [1, 1], pads: [1, 1, 1, 1] })],
   ["conv 3x3 pad 2 (mycnn's first layer)", [{ shape: [2, 1, 7, 7] }, { shape: [3, 1, 3, 3] }, { shape: [3] }], (g, [x, w, b]) => g.conv(x, w, b, { strides: [1, 1], pads: [2, 2, 2, 2] })],
   ["conv stride 2, asymmetric pads, no bias", [{ shape: [2, 2, 7, 6] }, { shape: [3, 2, 3, 2] }], (g, [x, w]) => g.conv(x, w, undefined, { strides: [2, 2], pads: [1, 0, 0, 1] })],
+  ["conv 3x3 pad 3 (stride 1, padding beyond k-1: the ConvTranspose path)", [{ shape: [1, 2, 5, 5] }, { shape: [2, 2, 3, 3] }, { shape: [2] }], (g, [x, w, b]) => g.conv(x, w, b, { strides: [1, 1], pads: [3, 3, 3, 3] })],
   ["conv 5x5", [{ shape: [1, 2, 9, 9] }, { shape: [2, 2, 5, 5] }, { shape: [2] }], (g, [x, w, b]) => g.conv(x, w, b, { strides: [1, 1], pads: [0, 0, 0, 0] })],
   ["maxPool 2x2 (odd size, MaxUnpool)", [{ shape: [2, 3, 7, 7], values: separated(294) }], (g, [x]) => g.maxPool(x, pool(2, 2, 0)), 1e-2],
   ["maxPool 3x3 stride 2 pad 1 (overlapping, scatter-add)", [{ shape: [2, 2, 7, 7], values: separated(196) }], (g, [x]) => g.maxPool(x, pool(3, 2, 1)), 1e-2],

@@ -71,7 +71,7 @@ function convInputGrad(g: G, dy: Value, x: Value, w: Value, { strides, pads }: C
  * dW[o,c,i,j] = sum_{n,p,q} dY[n,o,p,q] X[n,c, p*s+i-pad, q*s+j-pad].
  * im2col by a fixed one-hot "extraction" Conv (k*k output channels, one per kernel tap) over X viewed as
  * [N*C,1,H,W], then one batched MatMul with dY and a sum over the batch. On onnxruntime's CPU kernels this is
- * 3-4x faster than the textbook Conv with X and dY swapped (see ORT-FACTS.md).
+ * 3-4x faster than the textbook Conv with X and dY swapped (measured).
  */
 function convWeightGrad(g: G, dy: Value, x: Value, w: Value, { strides, pads }: ConvAttrs): Value {
   const [cOut, cIn, kh, kw] = w.shape as number[];
