@@ -15,8 +15,9 @@ function checkBn(x: Value, gamma: Value): void {
  * biased variance, which are also outputs (the layer turns them into running statistics).
  *
  * One ONNX node computes all three. onnxruntime writes the "running" statistics into the buffers of its
- * input_mean/input_var inputs (it silently corrupted gradients), so they are fresh run-time tensors made for this node alone
- * (gamma*0 and gamma*0+1) and momentum is 0, which makes the running outputs exactly the batch statistics.
+ * input_mean/input_var inputs (shared initializers included: it silently corrupts gradients), so those are
+ * fresh run-time tensors made for this node alone (gamma*0 and gamma*0+1) and momentum is 0, which makes the
+ * running outputs exactly the batch statistics.
  */
 export const batchNormTrain = defineOp<{ eps: number }>({
   onnx: "BatchNormalization",
