@@ -97,3 +97,27 @@ describe("build-graph", () => {
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
   });
 });
+
+describe("the training step", () => {
+  it("runs at any batch size (1, 7, 128), one graph for all", async () => {
+    const { buildProgram, initialValues } = await import("../src/program/program.ts");
+    const { builtinSpec } = await import("../src/nn/spec.ts");
+    const { optimizerConfig } = await import("../src/optim/optimizer.ts");
+    const { Trainer } = await import("../src/runtime/trainer.ts");
+    for (const model of ["mycnn", "lenet5"]) {
+      const program = buildProgram(builtinSpec(model), optimizerConfig("adam"));
+      const init = initialValues(program.plan, 0);
+      const trainer = await Trainer.create(ort, program, Trainer.freshState(program, init.params, init.buffers));
+      const x = Float32Array.from({ length: 128 * 784 }, (_, i) => ((i * 7919) % 256) / 255);
+      const y = BigInt64Array.from({ length: 128 }, (_, i) => BigInt(i % 10));
+      for (const n of [1, 7, 128]) {
+        const r = await trainer.trainStep(x, y, n);
+        expect(Number.isFinite(r.loss), `${model} batch ${n}`).toBe(true);
+        expect(r.correct).toBeLessThanOrEqual(n);
+      }
+      expect(trainer.step).toBe(3);
+      expect(trainer.getState().buffers.every(Number.isFinite)).toBe(true);
+      await trainer.release();
+    }
+  });
+});
