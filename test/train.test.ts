@@ -50,7 +50,15 @@ describe("onnx-mnist train", () => {
 
   it("model.onnx of a run predicts exactly what the trainer's eval step does", async () => {
     const dir = join(root, "small");
-    const { trainer } = await Trainer.fromCheckpoint(ort, new Uint8Array(readFileSync(join(dir, "checkpoint"))));
+    const bytes = new Uint8Array(readFileSync(join(dir, "checkpoint")));
+    const { trainer } = await Trainer.fromCheckpoint(ort, bytes);
+    // loadCheckpoint restores the same state into a trainer that has moved on
+    const before = trainer.getParameters();
+    await trainer.trainStep(Float32Array.from({ length: 32 * 784 }, (_, i) => (i % 97) / 97), BigInt64Array.from({ length: 32 }, (_, i) => BigInt(i % 10)));
+    expect(trainer.getParameters()).not.toEqual(before);
+    trainer.loadCheckpoint(bytes);
+    expect(trainer.getParameters()).toEqual(before);
+    expect(trainer.step).toBe(checkpoint(dir).header.step);
     const data = loadMnist(undefined, { trainLimit: 1, testLimit: 500 });
     const x = Float32Array.from(data.test.images, (v) => v / 255);
     const y = BigInt64Array.from(data.test.labels, (v) => BigInt(v));

@@ -189,6 +189,19 @@ export class Trainer {
     return buildInferenceModel(this.program.plan, s.params, s.buffers, metadata);
   }
 
+  /**
+   * Restores every state tensor (parameters, statistics, optimizer state, step) from checkpoint bytes saved
+   * for the same model and optimizer; returns the checkpoint for its position and config.
+   */
+  loadCheckpoint(bytes: Uint8Array, source = "checkpoint"): CheckpointData {
+    const checkpoint = decodeCheckpoint(bytes, source);
+    const state = stateFromCheckpoint(this.program, checkpoint, source);
+    this.sets = [this.makeSet(state), this.makeSet(state)];
+    this.cur = 0;
+    this.stepCount = state.step;
+    return checkpoint;
+  }
+
   /** The checkpoint bytes: every state tensor by name, plus where training stands. */
   saveCheckpoint(position: CheckpointPosition): Uint8Array {
     return encodeCheckpoint(checkpointData(this.program, this.getState(), position));
