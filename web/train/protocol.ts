@@ -1,6 +1,7 @@
 /** The messages between the Train page and its Web Worker (structured-cloned; byte arrays are transferred). */
 
 /** What the page asks for. The CLI's names for the same settings are in the comments. */
+import type { StepInfo } from "../../src/runtime/fit.ts";
 export interface RunSettings {
   model: string; // --model (a built-in name)
   epochs: number; // --epochs
@@ -19,12 +20,8 @@ export type ToWorker =
   /** Stops after the current step; the state stays, ready to continue or download. */
   | { type: "stop" };
 
-export interface StepPoint {
-  step: number; // global, 1-based
-  epoch: number; // 1-based
-  batch: number; // 1-based within the epoch
-  batches: number;
-  loss: number;
+/** A training step as the page sees it: fit()'s StepInfo plus its time. */
+export interface StepPoint extends Pick<StepInfo, "step" | "epoch" | "batch" | "batches" | "loss"> {
   /** Wall time since the previous step ended, ms: batch filling and the session run (bench/web-train.ts reads these). */
   ms: number;
 }
