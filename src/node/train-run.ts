@@ -120,6 +120,9 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     trainLimit: (config.train_limit as number | null) ?? undefined,
     testLimit: (config.test_limit as number | null) ?? undefined,
   });
+  const [c, h, w] = program.plan.inputShape;
+  if (c !== 1 || h !== data.train.rows || w !== data.train.cols)
+    throw new UserError(`the model takes input [${c}, ${h}, ${w}], the data has [1, ${data.train.rows}, ${data.train.cols}] images: set "input": [1, ${data.train.rows}, ${data.train.cols}] in the spec`);
   const threads = (config.threads as number | null) ?? undefined;
   const trainer = await Trainer.create(ort, program, state, { threads });
   const run = new RunDir(dir);
