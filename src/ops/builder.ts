@@ -144,6 +144,11 @@ export class G extends Graph {
   softmaxCrossEntropy = (logits: Value, labels: Value): Value[] => this.apply(ls.softmaxCrossEntropy, [logits, labels], {});
   oneHot = (labels: Value, depth: number): Value => this.apply(ls.oneHot, [labels], { depth })[0];
 
+  /** v's shape as an int64 vector: a constant when it is static, else read at run time (Shape). */
+  shapeOf(v: Value): Value {
+    return isStatic(v.shape) ? this.ints(v.shape) : this.shape(v);
+  }
+
   /** |x| / |y| as a float32 scalar: a constant when both shapes are static, else read at run time. */
   countRatio(x: Value, y: Value): Value {
     if (isStatic(x.shape) && isStatic(y.shape)) return this.scalar(numel(x.shape) / numel(y.shape));

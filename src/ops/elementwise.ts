@@ -1,6 +1,6 @@
 /** Elementwise ops with numpy broadcasting. The autodiff driver sums gradients back to each input's shape. */
 import { broadcastShapes, type DType, type Value } from "../graph/value.ts";
-import { defineOp, one, req, type OutSpec } from "./op.ts";
+import { defineOp, one, req, sameAsInput as same, type OutSpec } from "./op.ts";
 import { dataTypeOf } from "../onnx/tensor.ts";
 
 function binary(inputs: (Value | undefined)[], dtype?: DType): OutSpec[] {
@@ -8,7 +8,6 @@ function binary(inputs: (Value | undefined)[], dtype?: DType): OutSpec[] {
   if (a.dtype !== b.dtype) throw new Error(`internal error: dtype mismatch ${a.dtype} vs ${b.dtype}`);
   return [{ shape: broadcastShapes(a.shape, b.shape), dtype: dtype ?? a.dtype }];
 }
-const same = (inputs: (Value | undefined)[]): OutSpec[] => [{ shape: req(inputs[0], "x").shape, dtype: req(inputs[0], "x").dtype }];
 
 // d(a+b) = da + db
 export const add = defineOp({ onnx: "Add", infer: (i) => binary(i), vjp: (g, dys) => [one(dys), one(dys)] });

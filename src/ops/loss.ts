@@ -1,13 +1,11 @@
 /** Softmax, log-softmax and the mean cross-entropy over integer class labels. */
 import { shapeToString } from "../graph/value.ts";
-import { defineOp, one, req } from "./op.ts";
-
-const sameAs = ([x]: (import("../graph/value.ts").Value | undefined)[]) => [{ shape: req(x, "x").shape, dtype: req(x, "x").dtype }];
+import { defineOp, one, req, sameAsInput } from "./op.ts";
 
 // d softmax: dx = y * (dy - sum(dy * y))  along the axis
 export const softmax = defineOp<{ axis: number }>({
   onnx: "Softmax",
-  infer: sameAs,
+  infer: sameAsInput,
   attrs: ({ axis }) => ({ axis }),
   vjp: (g, dys, { outputs: [y], attrs: { axis } }) => {
     const dy = one(dys);
@@ -18,7 +16,7 @@ export const softmax = defineOp<{ axis: number }>({
 // d logsoftmax: dx = dy - softmax(x) * sum(dy)  along the axis
 export const logSoftmax = defineOp<{ axis: number }>({
   onnx: "LogSoftmax",
-  infer: sameAs,
+  infer: sameAsInput,
   attrs: ({ axis }) => ({ axis }),
   vjp: (g, dys, { outputs: [y], attrs: { axis } }) => {
     const dy = one(dys);

@@ -38,6 +38,12 @@ export function defineOp<A = Record<string, never>>(def: OpDef<A>): OpDef<A> {
   return def;
 }
 
+/** The shape rule of ops whose output has its (first) input's shape and dtype. */
+export function sameAsInput(inputs: (Value | undefined)[]): OutSpec[] {
+  const x = req(inputs[0], "x");
+  return [{ shape: x.shape, dtype: x.dtype }];
+}
+
 /** The single cotangent of a one-output op, which the driver guarantees is present. */
 export function one(dys: (Value | undefined)[]): Value {
   const dy = dys[0];

@@ -1,6 +1,6 @@
 /** Shape ops: reshape, flatten, transpose, unsqueeze, expand, concat, slice, and shape queries. */
 import { isStatic, numel, shapeToString, type Dim, type Value } from "../graph/value.ts";
-import { defineOp, one, req } from "./op.ts";
+import { defineOp, one, req, sameAsInput } from "./op.ts";
 
 /**
  * Reshape to `shape`, where at most one dim is symbolic (like "N" or "N*3"): it is emitted as -1 and
@@ -38,10 +38,7 @@ export const flatten = defineOp<{ axis: number }>({
 export const reshapeLike = defineOp({
   onnx: "Reshape",
   infer: ([x, like]) => [{ shape: req(like, "like").shape, dtype: req(x, "x").dtype }],
-  emit: (g, [x, like], _a, [out]) => {
-    const target = isStatic(like!.shape) ? g.ints(like!.shape) : g.shape(like!);
-    return g.node("Reshape", [x, target], {}, [out]);
-  },
+  emit: (g, [x, like], _a, [out]) => g.node("Reshape", [x, g.shapeOf(like!)], {}, [out]),
   vjp: (g, dys, { inputs: [x] }) => [g.reshapeLike(one(dys), x!)],
 });
 
@@ -76,10 +73,7 @@ export const unsqueeze = defineOp<{ axes: number[] }>({
 export const expandLike = defineOp({
   onnx: "Expand",
   infer: ([x, like]) => [{ shape: req(like, "like").shape, dtype: req(x, "x").dtype }],
-  emit: (g, [x, like], _a, [out]) => {
-    const target = isStatic(like!.shape) ? g.ints(like!.shape) : g.shape(like!);
-    return g.node("Expand", [x, target], {}, [out]);
-  },
+  emit: (g, [x, like], _a, [out]) => g.node("Expand", [x, g.shapeOf(like!)], {}, [out]),
   vjp: (g, dys) => [one(dys)],
 });
 
@@ -146,7 +140,7 @@ export const pad = defineOp<{ pads: number[] }>({
   },
 });
 
-export const identity = defineOp({ onnx: "Identity", infer: ([x]) => [{ shape: req(x, "x").shape, dtype: req(x, "x").dtype }], vjp: (g, dys) => [one(dys)] });
+export const identity = defineOp({ onnx: "Identity", infer: sameAsInput, vjp: (g, dys) => [one(dys)] });
 
 // Shape queries: integer results, no gradient.
 export const shape = defineOp({ onnx: "Shape", infer: ([x]) => [{ shape: [req(x, "x").shape.length], dtype: "int64" }], vjp: "none" });
@@ -155,7 +149,7 @@ export const size = defineOp({ onnx: "Size", infer: () => [{ shape: [], dtype: "
 /** Reverses the order along `axes` (Slice with step -1). Its own inverse, so its gradient flips dy back. */
 export const flip = defineOp<{ axes: number[] }>({
   onnx: "Slice",
-  infer: ([x]) => [{ shape: req(x, "x").shape, dtype: req(x, "x").dtype }],
+  infer: sameAsInput,
   emit: (g, [x], { axes }, [out]) =>
     g.node("Slice", [x, g.ints(axes.map(() => -1)), g.ints(axes.map(() => Number.MIN_SAFE_INTEGER)), g.ints(axes), g.ints(axes.map(() => -1))], {}, [out]),
   vjp: (g, dys, { attrs: { axes } }) => [g.flip(one(dys), axes)],
