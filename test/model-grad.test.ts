@@ -15,7 +15,7 @@ import { normal } from "./helpers/gradcheck.ts";
 async function check(modelName: string) {
   const plan = planModel(builtinSpec(modelName));
   const opt = optimizerConfig("adam");
-  const fwd = await ort.InferenceSession.create(encodeModel(buildGraph(plan, true, opt, [], true).toModel()));
+  const fwd = await ort.InferenceSession.create(encodeModel(buildGraph(plan, true, opt, true).toModel()));
   const rng = new Rng(3);
   const { params, buffers } = initialValues(plan, 1);
   const n = 8;

@@ -71,15 +71,14 @@ export function forward(g: G, spec: ModelSpec, x: Value, src: TensorSource, trai
         const pooled = g.scoped(nextName, () => emitLayer(g, next, nextName, h, src, { training, updates: bufferUpdates }));
         h = g.scoped(name, () => emitLayer(g, layer, name, pooled, src, { training, updates: bufferUpdates }));
         // reported in the spec's order: the activation keeps the pre-pooling shape
-        summary?.push({ ...summarise(layer, name, h, 0), output_shape: h.shape.slice(1).map((d, k) => (k === 0 ? d : (pooledFrom.shape[k + 1] as number))) }, summarise(next, nextName, h, 0));
+        summary?.push({ ...summarise(layer, name, h), output_shape: h.shape.slice(1).map((d, k) => (k === 0 ? d : (pooledFrom.shape[k + 1] as number))) }, summarise(next, nextName, h));
         i++;
         continue;
       }
-      const before = paramTotal(src);
       const ctx: LayerContext = { training, updates: bufferUpdates, next, foldedBias };
       h = g.scoped(name, () => emitLayer(g, layer, name, h, src, ctx));
       foldedBias = layer.type === "conv2d" ? ctx.foldedBias : undefined;
-      summary?.push(summarise(layer, name, h, paramTotal(src) - before));
+      summary?.push(summarise(layer, name, h));
     } catch (e) {
       if (e instanceof SpecError) throw e;
       throw new SpecError(`layer ${name} (${layer.type}): ${(e as Error).message}`);
@@ -91,12 +90,9 @@ export function forward(g: G, spec: ModelSpec, x: Value, src: TensorSource, trai
   return { logits: h, bufferUpdates };
 }
 
-function paramTotal(src: TensorSource): number {
-  return (src as { count?: number }).count ?? 0;
-}
-
-function summarise(layer: LayerSpec, name: string, h: Value, params: number): LayerSummary {
-  return { name, type: layer.type, output_shape: h.shape.slice(1), params };
+/** A layer's name, type and output shape; planModel fills in its parameter count. */
+function summarise(layer: LayerSpec, name: string, h: Value): LayerSummary {
+  return { name, type: layer.type, output_shape: h.shape.slice(1), params: 0 };
 }
 
 function channels(h: Value, what: string): number {
@@ -201,16 +197,11 @@ export function planModel(spec: ModelSpec): ModelPlan {
     list.push({ ...t, size, offset });
     return g.input(t.name, t.shape, "float32");
   };
-  const src = {
-    param: add(params),
-    buffer: add(buffers),
-    get count() {
-      return params.reduce((a, p) => a + p.size, 0);
-    },
-  };
   const layers: LayerSummary[] = [];
   const x = g.input("input", ["N", ...input], "float32");
-  forward(g, spec, x, src, false, layers);
+  forward(g, spec, x, { param: add(params), buffer: add(buffers) }, false, layers);
+  // A parameter belongs to the layer whose name prefixes it (`conv.0.weight` -> `conv.0`).
+  for (const p of params) layers.find((l) => l.name === p.name.slice(0, p.name.lastIndexOf(".")))!.params += p.size;
   return {
     name: spec.name ?? "custom",
     spec,

@@ -7,12 +7,11 @@ import { join } from "node:path";
 import { builtinModels, builtinSpec, SpecError, validateSpec, type ModelSpec } from "../nn/spec.ts";
 import { buildInferenceModel, buildProgram, initialValues, planModel, type Program } from "../program/program.ts";
 import { optimizerConfig, optimizerState, type OptimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
-import { decodeCheckpoint, type CheckpointData } from "../runtime/checkpoint.ts";
+import { decodeCheckpoint, encodeCheckpoint, type CheckpointData } from "../runtime/checkpoint.ts";
 import { checkpointData, stateFromCheckpoint, Trainer, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { startPosition } from "../runtime/fit.ts";
 import { decodeModel } from "../onnx/proto.ts";
 import { readFileOrFail, UserError, writeFileAtomic } from "./files.ts";
-import { encodeCheckpoint } from "../runtime/checkpoint.ts";
 
 /** A built-in model name, or a path to a spec .json file (validated against the schema and shape-checked). */
 export function resolveModelSpec(arg: string): ModelSpec {
@@ -48,7 +47,6 @@ export interface BuildOptions {
 
 export interface Built {
   program: Program;
-  state: TrainingState;
   files: Record<string, Uint8Array>;
 }
 
@@ -64,14 +62,9 @@ export function buildArtifacts(o: BuildOptions): Built {
     "train_step.onnx": program.trainStep,
     "eval_step.onnx": program.evalStep,
     "model.onnx": buildInferenceModel(program.plan, init.params, init.buffers),
-    checkpoint: encodeCheckpoint(checkpointData(program, state, { ...positionFields(o.seed), config })),
+    checkpoint: encodeCheckpoint(checkpointData(program, state, { ...startPosition(o.seed), config })),
   };
-  return { program, state, files };
-}
-
-function positionFields(seed: number) {
-  const p = startPosition(seed);
-  return { epoch: p.epoch, stepInEpoch: p.stepInEpoch, epochRng: p.epochRng };
+  return { program, files };
 }
 
 export function writeArtifacts(dir: string, files: Record<string, Uint8Array>): void {
@@ -110,5 +103,3 @@ export function loadGraphDir(dir: string): { program: TrainingProgram; checkpoin
   const program: TrainingProgram = { plan, optimizer, stateNames, trainStep, evalStep };
   return { program, checkpoint, state: stateFromCheckpoint(program, checkpoint, join(dir, "checkpoint")) };
 }
-
-export { UserError };

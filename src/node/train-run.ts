@@ -103,7 +103,6 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
       state = loaded.state;
       config.model = loaded.program.plan.name;
       config.optimizer = loaded.program.optimizer.type;
-      config.lr = loaded.program.optimizer.lr;
     } else {
       const spec = resolveModelSpec(o.model);
       program = buildProgram(spec, optimizerConfig(o.optimizer, o));
@@ -134,7 +133,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     hooks.onRecord?.(rec);
   };
   const saveState = (pos: Position) => {
-    run.write("checkpoint", trainer.saveCheckpoint({ epoch: pos.epoch, stepInEpoch: pos.stepInEpoch, epochRng: pos.epochRng, epochStats: pos.epochStats, config }));
+    run.write("checkpoint", trainer.saveCheckpoint({ ...pos, config }));
     run.write("model.onnx", trainer.exportModelForInferencing({ "onnx_mnist.step": String(trainer.step), "onnx_mnist.epoch": String(pos.epoch) }));
   };
   run.write("config.json", JSON.stringify(config, null, 2) + "\n");
@@ -151,7 +150,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   let lastStepEnd = performance.now();
   let ips = 0;
   let testAccuracy: number | undefined;
-  const schedule = ((config.lr_schedule as LrSchedule | undefined) ?? "constant") as LrSchedule;
+  const schedule = (config.lr_schedule as LrSchedule | undefined) ?? "constant";
   const lr0 = config.lr as number;
   const result = await fit(trainer, data.train, data.test, {
     epochs,

@@ -9,7 +9,7 @@
  */
 import { G } from "../ops/builder.ts";
 import { OPSET } from "../graph/graph.ts";
-import type { Value } from "../graph/value.ts";
+import { numel, type Value } from "../graph/value.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { gradients } from "../autodiff/backward.ts";
 import { forward, initialValues, planModel, type ModelPlan, type TensorSpec } from "../nn/model.ts";
@@ -51,8 +51,8 @@ function describe(g: G) {
 export function buildProgram(spec: ModelSpec, optimizer: OptimizerConfig): Program {
   const plan = planModel(spec);
   const stateNames = optimizerState(optimizer);
-  const train = buildGraph(plan, true, optimizer, stateNames);
-  const evalG = buildGraph(plan, false, optimizer, stateNames);
+  const train = buildGraph(plan, true, optimizer);
+  const evalG = buildGraph(plan, false, optimizer);
   const meta = { "onnx_mnist.model": plan.name, "onnx_mnist.spec": JSON.stringify(spec) };
   const a = describe(train);
   const b = describe(evalG);
@@ -71,7 +71,7 @@ export function buildProgram(spec: ModelSpec, optimizer: OptimizerConfig): Progr
  * One of the program's graphs. `gradOnly` stops after the backward pass and outputs the flat gradient
  * (`params.grad`) instead of updating: the gradient tests check it against finite differences.
  */
-export function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConfig, stateNames: string[], gradOnly = false): G {
+export function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConfig, gradOnly = false): G {
   const g = new G(training ? `${plan.name}_train_step` : `${plan.name}_eval`);
   const x = g.input(io.input, ["N", ...plan.inputShape], "float32");
   const labels = g.input(io.labels, ["N"], "int64");
@@ -104,11 +104,12 @@ export function buildGraph(plan: ModelPlan, training: boolean, optimizer: Optimi
   }
   const grads = gradients(g, loss, paramValues);
   g.untaped(() => {
-    const flatGrad = g.concat(paramValues.map((p) => g.reshape(grads.get(p.name)!, [p.shape.reduce((a, b) => (a as number) * (b as number), 1) as number])), 0);
+    const flatGrad = g.concat(paramValues.map((p) => g.reshape(grads.get(p.name)!, [numel(p.shape)])), 0);
     if (gradOnly) {
       g.output(flatGrad, `${io.params}.grad`);
       return;
     }
+    const stateNames = optimizerState(optimizer);
     const state = stateNames.map((n) => g.input(n, [plan.paramCount], "float32"));
     const step = g.input(io.step, [], "int64");
     const lr = g.input(io.lr, [], "float32");

@@ -21,9 +21,14 @@ export interface Position {
   epochStats: { lossSum: number; correct: number; seen: number };
 }
 
+/** The position at the start of an epoch (after `epoch` completed ones), shuffled from `epochRng`. */
+function epochStart(epoch: number, epochRng: RngState): Position {
+  return { epoch, stepInEpoch: 0, epochRng, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
+}
+
 export function startPosition(seed: number): Position {
   // The shuffling stream is separate from the weight-initialisation stream (seed + 1 vs seed).
-  return { epoch: 0, stepInEpoch: 0, epochRng: new Rng(seed + 1).state, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
+  return epochStart(0, new Rng(seed + 1).state);
 }
 
 export interface StepInfo {
@@ -101,14 +106,11 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
       o.onStep?.({ step: trainer.step, epoch: pos.epoch + 1, batch: b + 1, batches, loss: r.loss, correct: r.correct, size: n, lr: trainer.lr }, pos);
       if (o.shouldStop?.() && b + 1 < batches) return { status: "interrupted", position: pos, lastLoss };
     }
-    if (o.skipEval) {
-      pos = { epoch: pos.epoch + 1, stepInEpoch: 0, epochRng: next, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
-      continue;
-    }
-    const testResult = await evaluate(logitsOf(trainer), test, { batchSize: o.evalBatchSize, misclassifiedLimit: o.misclassifiedLimit, classes: o.classes });
     const s = pos.epochStats;
-    const info: EpochInfo = { epoch: pos.epoch + 1, step: trainer.step, trainLoss: s.lossSum / s.seen, trainAccuracy: s.correct / s.seen, test: testResult, seconds: (now() - t0) / 1000 };
-    pos = { epoch: pos.epoch + 1, stepInEpoch: 0, epochRng: next, epochStats: { lossSum: 0, correct: 0, seen: 0 } };
+    pos = epochStart(pos.epoch + 1, next);
+    if (o.skipEval) continue;
+    const testResult = await evaluate(logitsOf(trainer), test, { batchSize: o.evalBatchSize, misclassifiedLimit: o.misclassifiedLimit, classes: o.classes });
+    const info: EpochInfo = { epoch: pos.epoch, step: trainer.step, trainLoss: s.lossSum / s.seen, trainAccuracy: s.correct / s.seen, test: testResult, seconds: (now() - t0) / 1000 };
     await o.onEpoch?.(info, pos);
     if (o.shouldStop?.() && pos.epoch < o.epochs) return { status: "interrupted", position: pos, lastLoss };
   }
