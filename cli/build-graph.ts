@@ -3,7 +3,6 @@ import { buildArtifacts, writeArtifacts } from "../src/node/artifacts.ts";
 import { OPSET } from "../src/graph/graph.ts";
 import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { checkModelOptions, modelOptions } from "./options.ts";
-import { UserError } from "../src/node/files.ts";
 import { decodeModel } from "../src/onnx/proto.ts";
 
 interface Args {
@@ -26,11 +25,7 @@ const command: CommandModule<object, Args> = {
       .option("out", { type: "string", demandOption: true, describe: "output directory", requiresArg: true })
       .example("$0 build-graph --model mycnn --optimizer adam --lr 1e-3 --seed 0 --out graphs/", "") as any,
   handler: (a) => {
-    try {
-      checkModelOptions(a);
-    } catch (e) {
-      throw new UserError((e as Error).message);
-    }
+    checkModelOptions(a);
     const built = buildArtifacts({ ...a, optimizer: a.optimizer as OptimizerName });
     writeArtifacts(a.out, built.files);
     const { program } = built;

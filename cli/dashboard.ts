@@ -1,7 +1,6 @@
 import type { CommandModule } from "yargs";
-import { UserError } from "../src/node/files.ts";
+import { checkPort } from "./options.ts";
 import { expandRunDirs } from "../src/dashboard/run-files.ts";
-import { checkNumber } from "./options.ts";
 
 interface Args {
   dirs: string[];
@@ -21,12 +20,7 @@ const command: CommandModule<object, Args> = {
       .example("$0 dashboard", "all runs under runs/")
       .example("$0 dashboard runs/lenet runs/mycnn", "compare two runs") as any,
   handler: async (a) => {
-    try {
-      checkNumber("port", a.port, { integer: true, min: 0 });
-      if (a.port > 65535) throw new Error(`--port must be at most 65535, got ${a.port}`);
-    } catch (e) {
-      throw new UserError((e as Error).message);
-    }
+    checkPort(a.port);
     const dirs = expandRunDirs(a.dirs);
     const { startDashboard } = await import("../src/dashboard/server.ts");
     const dash = await startDashboard({ host: a.host, port: a.port, runDirs: dirs, live: false });

@@ -3,7 +3,6 @@ import { loadMnist } from "../src/data/node.ts";
 import { evaluate } from "../src/runtime/fit.ts";
 import { openModel, sessionPredictor } from "../src/node/model-file.ts";
 import { checkNumber } from "./options.ts";
-import { UserError } from "../src/node/files.ts";
 
 interface Args {
   model: string;
@@ -27,13 +26,9 @@ const command: CommandModule<object, Args> = {
       .option("test-limit", { type: "number", describe: "use only the first N test images", requiresArg: true })
       .example("$0 eval --model runs/latest/model.onnx", "") as any,
   handler: async (a) => {
-    try {
-      checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
-      checkNumber("threads", a.threads, { integer: true, min: 1 });
-      checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
-    } catch (e) {
-      throw new UserError((e as Error).message);
-    }
+    checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
+    checkNumber("threads", a.threads, { integer: true, min: 1 });
+    checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
     const session = await openModel(a.model, a.threads);
     const data = loadMnist(a.data, { trainLimit: 1, testLimit: a.testLimit });
     const t0 = performance.now();

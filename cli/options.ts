@@ -1,6 +1,7 @@
 /** Option definitions shared by build-graph and train, and the checks yargs cannot express. */
 import type { Options } from "yargs";
 import { optimizerNames } from "../src/optim/optimizer.ts";
+import { UserError } from "../src/node/files.ts";
 
 export const modelOptions = {
   model: { type: "string", default: "mycnn", describe: "built-in model (mycnn, lenet5) or a spec .json file", requiresArg: true },
@@ -12,12 +13,19 @@ export const modelOptions = {
   seed: { type: "number", default: 0, describe: "seed for initialisation and shuffling", requiresArg: true },
 } satisfies Record<string, Options>;
 
-export function checkNumber(name: string, v: number | undefined, o: { integer?: boolean; min?: number; positive?: boolean } = {}): void {
+/** Checks a numeric flag; a bad value is a UserError (one line, exit 1). */
+export function checkNumber(name: string, v: number | undefined, o: { integer?: boolean; min?: number; max?: number; positive?: boolean } = {}): void {
   if (v === undefined) return;
-  if (!Number.isFinite(v)) throw new Error(`--${name} must be a number, got ${v}`);
-  if (o.integer && !Number.isInteger(v)) throw new Error(`--${name} must be a whole number, got ${v}`);
-  if (o.positive && !(v > 0)) throw new Error(`--${name} must be greater than 0, got ${v}`);
-  if (o.min !== undefined && v < o.min) throw new Error(`--${name} must be at least ${o.min}, got ${v}`);
+  if (!Number.isFinite(v)) throw new UserError(`--${name} must be a number, got ${v}`);
+  if (o.integer && !Number.isInteger(v)) throw new UserError(`--${name} must be a whole number, got ${v}`);
+  if (o.positive && !(v > 0)) throw new UserError(`--${name} must be greater than 0, got ${v}`);
+  if (o.min !== undefined && v < o.min) throw new UserError(`--${name} must be at least ${o.min}, got ${v}`);
+  if (o.max !== undefined && v > o.max) throw new UserError(`--${name} must be at most ${o.max}, got ${v}`);
+}
+
+/** A TCP port to listen on: 0 (any free one) to 65535. */
+export function checkPort(port: number | undefined): void {
+  checkNumber("port", port, { integer: true, min: 0, max: 65535 });
 }
 
 export function checkModelOptions(a: { lr?: number; weightDecay?: number; momentum?: number; seed: number }): void {

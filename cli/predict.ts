@@ -1,5 +1,5 @@
 import type { CommandModule } from "yargs";
-import { readFileOrFail, UserError } from "../src/node/files.ts";
+import { readFileOrFail } from "../src/node/files.ts";
 import { openModel, sessionPredictor } from "../src/node/model-file.ts";
 import { decodeImage } from "../src/image/decode.ts";
 import { toMnistInput, type MnistInput } from "../src/image/preprocess.ts";
@@ -28,11 +28,7 @@ const command: CommandModule<object, Args> = {
       .option("show", { type: "boolean", describe: "also draw the 28x28 input the model sees, as text" })
       .example("$0 predict --model runs/latest/model.onnx digit.png photo.jpg", "") as any,
   handler: async (a) => {
-    try {
-      checkNumber("threads", a.threads, { integer: true, min: 1 });
-    } catch (e) {
-      throw new UserError((e as Error).message);
-    }
+    checkNumber("threads", a.threads, { integer: true, min: 1 });
     // Read and preprocess every image before loading the model, so a bad file fails fast.
     const inputs = a.images.map((file) => {
       const image = decodeImage(readFileOrFail(file, "expected a PNG or JPEG image"), file);

@@ -1,7 +1,7 @@
 import type { CommandModule } from "yargs";
 import { existsSync } from "node:fs";
 import { serveDemo } from "../src/server/demo.ts";
-import { UserError } from "../src/node/files.ts";
+import { checkPort } from "./options.ts";
 
 interface Args {
   model?: string;
@@ -22,7 +22,7 @@ const command: CommandModule<object, Args> = {
       .option("host", { type: "string", default: "127.0.0.1", describe: "address to listen on", requiresArg: true })
       .example("$0 serve --model runs/latest/model.onnx --port 8080", "") as any,
   handler: async (a) => {
-    if (!(Number.isInteger(a.port) && a.port >= 0 && a.port <= 65535)) throw new UserError(`--port must be a whole number from 0 to 65535, got ${a.port}`);
+    checkPort(a.port);
     let modelPath = a.model;
     if (modelPath === undefined) {
       if (existsSync(DEFAULT_MODEL)) modelPath = DEFAULT_MODEL;

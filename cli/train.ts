@@ -1,10 +1,9 @@
 import type { CommandModule } from "yargs";
 import cliProgress from "cli-progress";
 import { trainRun, stopSignal, type TrainOptions } from "../src/node/train-run.ts";
-import { UserError } from "../src/node/files.ts";
 import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { lrSchedules, type LrSchedule } from "../src/optim/schedule.ts";
-import { checkModelOptions, checkNumber, modelOptions } from "./options.ts";
+import { checkModelOptions, checkNumber, checkPort, modelOptions } from "./options.ts";
 
 /** The parsed flags: the training options plus the dashboard's. */
 interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule"> {
@@ -33,17 +32,13 @@ export const trainOptions = {
 } as const;
 
 export function checkTrainArgs(a: Args): void {
-  try {
-    checkModelOptions(a);
-    checkNumber("epochs", a.epochs, { integer: true, min: 1 });
-    checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
-    checkNumber("threads", a.threads, { integer: true, min: 1 });
-    checkNumber("train-limit", a.trainLimit, { integer: true, min: 1 });
-    checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
-    checkNumber("port", a.port, { integer: true, min: 0 });
-  } catch (e) {
-    throw new UserError((e as Error).message);
-  }
+  checkModelOptions(a);
+  checkNumber("epochs", a.epochs, { integer: true, min: 1 });
+  checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
+  checkNumber("threads", a.threads, { integer: true, min: 1 });
+  checkNumber("train-limit", a.trainLimit, { integer: true, min: 1 });
+  checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
+  checkPort(a.port);
 }
 
 /** Trains with a progress bar on stderr and one line per epoch on stdout. Returns the process exit code. */
