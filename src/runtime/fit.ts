@@ -68,7 +68,7 @@ export interface FitOptions {
   /** Called after each epoch's evaluation; may save checkpoints. */
   onEpoch?: (e: EpochInfo, position: Position) => void | Promise<void>;
   /** Checked after every step; true stops at once (Ctrl-C). */
-  shouldStop?: () => boolean;
+  shouldStop?: () => boolean | Promise<boolean>;
   evalBatchSize?: number;
   /** The learning rate of the step with this (0-based) global index; default: keep trainer.lr. */
   lrAt?: (step: number) => number;
@@ -104,7 +104,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
         epochStats: { lossSum: pos.epochStats.lossSum + r.loss * n, correct: pos.epochStats.correct + r.correct, seen: pos.epochStats.seen + n },
       };
       o.onStep?.({ step: trainer.step, epoch: pos.epoch + 1, batch: b + 1, batches, loss: r.loss, correct: r.correct, size: n, lr: trainer.lr }, pos);
-      if (o.shouldStop?.() && b + 1 < batches) return { status: "interrupted", position: pos, lastLoss };
+      if ((await o.shouldStop?.()) && b + 1 < batches) return { status: "interrupted", position: pos, lastLoss };
     }
     const s = pos.epochStats;
     pos = epochStart(pos.epoch + 1, next);
@@ -112,7 +112,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
     const testResult = await evaluate(logitsOf(trainer), test, { batchSize: o.evalBatchSize, misclassifiedLimit: o.misclassifiedLimit, classes: o.classes });
     const info: EpochInfo = { epoch: pos.epoch, step: trainer.step, trainLoss: s.lossSum / s.seen, trainAccuracy: s.correct / s.seen, test: testResult, seconds: (now() - t0) / 1000 };
     await o.onEpoch?.(info, pos);
-    if (o.shouldStop?.() && pos.epoch < o.epochs) return { status: "interrupted", position: pos, lastLoss };
+    if ((await o.shouldStop?.()) && pos.epoch < o.epochs) return { status: "interrupted", position: pos, lastLoss };
   }
   return { status: "completed", position: pos, lastLoss };
 }

@@ -7,8 +7,8 @@
  * page asks for more (ORT then starts its own pthread workers, which needs a cross-origin isolated page).
  *
  * Stop requests arrive as messages, and a message is only handled when the worker's event loop turns; ORT's
- * WASM session.run resolves through microtasks alone, so before each step we wait for one macrotask (a
- * MessageChannel round trip: unlike setTimeout, it is not clamped to 4 ms).
+ * WASM session.run resolves through microtasks alone, so fit's stop check after each step first waits for one
+ * macrotask (a MessageChannel round trip: unlike setTimeout, it is not clamped to 4 ms).
  */
 import * as ort from "onnxruntime-web/wasm";
 import { buildProgram, initialValues } from "../../src/program/program.ts";
@@ -83,11 +83,6 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const trainer = await Trainer.create(ort as unknown as Ort, program, Trainer.freshState(program, init.params, init.buffers), {
     sessionOptions: { executionProviders: ["wasm"] },
   });
-  const train = trainer.trainStep.bind(trainer);
-  trainer.trainStep = async (x, y, n) => {
-    await yieldToEvents();
-    return train(x, y, n);
-  };
   const config = {
     model: s.model,
     epochs: s.epochs,
@@ -136,7 +131,10 @@ async function train_(r: Run): Promise<void> {
       epochs,
       batchSize,
       position: r.position,
-      shouldStop: () => stopRequested,
+      shouldStop: async () => {
+        await yieldToEvents();
+        return stopRequested;
+      },
       onStep: (s, pos) => {
         const now = performance.now();
         points.push({ step: s.step, epoch: s.epoch, batch: s.batch, batches: s.batches, loss: s.loss, ms: now - stepTimer.last });
