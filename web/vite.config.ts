@@ -21,10 +21,13 @@ import { ISOLATION_HEADERS } from "../src/server/static.ts";
 
 const root = dirname(fileURLToPath(import.meta.url));
 
-/** The pages: name -> HTML file under web/. Add a page here. */
+/**
+ * The pages served by `onnx-mnist serve`: name -> HTML file under web/. Add a page here. (dashboard.html is not
+ * one of them: src/dashboard/bundle.ts builds it into a single self-contained document for the dashboard
+ * server and report.html.)
+ */
 const pages: Record<string, string> = {
   index: "index.html",
-  dashboard: "dashboard.html",
   train: "train.html",
 };
 
