@@ -8,11 +8,10 @@
  * The bundle is built on demand with Vite's JS API and cached under node_modules/.cache, keyed by a hash of the
  * page's sources, so a fresh checkout builds it once (a few seconds) and an edited source rebuilds it.
  */
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { UserError, writeFileAtomic } from "../node/files.ts";
+import { contentHash, UserError, writeFileAtomic } from "../node/files.ts";
 import type { StreamMessage } from "./state.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -42,25 +41,10 @@ export function dashboardBundle(): Promise<Bundle> {
   return pending;
 }
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const p = join(dir, name);
-      return statSync(p).isDirectory() ? sourceFiles(p) : /\.(ts|css)$/.test(name) ? [p] : [];
-    });
-}
-
+/** The page's sources and the versions of the packages that build it. */
 function sourceHash(): string {
-  const h = createHash("sha256");
-  for (const f of [...sourceFiles(join(ROOT, "web", "dashboard")), ...sourceFiles(join(ROOT, "src", "dashboard"))]) {
-    h.update(f.slice(ROOT.length)).update("\0").update(readFileSync(f)).update("\0");
-  }
-  for (const pkg of ["uplot", "vite"]) {
-    const p = join(ROOT, "node_modules", pkg, "package.json");
-    if (existsSync(p)) h.update(pkg + (JSON.parse(readFileSync(p, "utf8")).version as string));
-  }
-  return h.digest("hex").slice(0, 16);
+  const versions = ["uplot", "vite"].map((pkg) => join("node_modules", pkg, "package.json")).filter((p) => existsSync(join(ROOT, p)));
+  return contentHash(ROOT, [join("web", "dashboard"), join("src", "dashboard"), ...versions], (name) => /\.(ts|css)$|^package\.json$/.test(name));
 }
 
 async function loadOrBuild(): Promise<Bundle> {

@@ -1,5 +1,6 @@
 /** Node-only file helpers: atomic writes (temp file + rename) and reads with one-line errors. */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 
 export class UserError extends Error {
@@ -25,6 +26,20 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * A short hash of the files under `paths` (directories walked in sorted order; `accept` filters file names),
+ * covering their paths relative to `root` and their contents: a cache key that changes when the sources do.
+ */
+export function contentHash(root: string, paths: string[], accept: (name: string) => boolean = () => true): string {
+  const h = createHash("sha256");
+  const visit = (path: string) => {
+    if (statSync(path).isDirectory()) for (const name of readdirSync(path).sort()) visit(join(path, name));
+    else if (accept(basename(path))) h.update(path.slice(root.length)).update("\0").update(readFileSync(path)).update("\0");
+  };
+  for (const p of paths) visit(join(root, p));
+  return h.digest("hex").slice(0, 16);
 }
 
 export function readFileOrFail(path: string, what: string): Uint8Array {

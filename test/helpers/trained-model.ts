@@ -3,28 +3,16 @@
  * under node_modules/.cache/onnx-mnist-test-model/ keyed by a hash of the sources that make it (src/, cli/,
  * bin/, the package lock), so test files share one training run until the code changes.
  */
-import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { contentHash } from "../../src/node/files.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CACHE = join(ROOT, "node_modules", ".cache", "onnx-mnist-test-model");
 
-function sourceHash(): string {
-  const h = createHash("sha256");
-  const visit = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const path = join(dir, e.name);
-      if (e.isDirectory()) visit(path);
-      else if (e.isFile()) h.update(path.slice(ROOT.length)).update("\0").update(readFileSync(path)).update("\0");
-    }
-  };
-  for (const dir of ["src", "cli", "bin"]) visit(join(ROOT, dir));
-  h.update(readFileSync(join(ROOT, "package-lock.json")));
-  return h.digest("hex").slice(0, 16);
-}
+const sourceHash = () => contentHash(ROOT, ["src", "cli", "bin", "package-lock.json"]);
 
 /** Path of a trained model.onnx (trains it with the CLI when the cache has none for these sources). */
 export async function trainedModel(): Promise<string> {
