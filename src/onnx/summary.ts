@@ -1,11 +1,9 @@
 /**
- * A tiny reader of the few ModelProto fields the web demo shows (ir_version, producer, opset_import, and the
- * initializers' dims and types for a parameter count), straight from the protobuf wire format, so the page
- * does not ship protobufjs and a whole schema. It also tells "not an ONNX file" apart early, with a clear reason.
- * Field numbers from onnx.proto (IR spec): ModelProto 1 ir_version, 2 producer_name, 3 producer_version,
- * 7 graph, 8 opset_import; OperatorSetIdProto 1 domain, 2 version; GraphProto 5 initializer;
- * TensorProto 1 dims (repeated int64, packed or not), 2 data_type. Browser-safe.
+ * The few ModelProto facts the web demo shows (ir_version, producer, opset_import, and a parameter count from
+ * the float initializers' dims), read with the project's own ONNX decoder (proto.ts), and a clear reason when
+ * the bytes are not an ONNX model at all. Browser-safe.
  */
+import { decodeModel, toNumber } from "./proto.ts";
 
 export interface ModelSummary {
   irVersion: number;
@@ -24,94 +22,26 @@ export class NotOnnxError extends Error {
 
 // TensorProto.DataType: FLOAT 1, FLOAT16 10, DOUBLE 11, BFLOAT16 16.
 const FLOAT_TYPES = new Set([1, 10, 11, 16]);
-const WIRE = { VARINT: 0, I64: 1, LEN: 2, I32: 5 } as const;
 
 export function summarizeModel(bytes: Uint8Array): ModelSummary {
   if (bytes.length === 0) throw new NotOnnxError("the file is empty");
-  const s: ModelSummary = { irVersion: 0, producer: "", opsets: [], parameters: 0, initializers: 0 };
-  let graph: Uint8Array | null = null;
-  let producerVersion = "";
-  for (const f of fields(bytes, "model")) {
-    if (f.no === 1 && f.wire === WIRE.VARINT) s.irVersion = f.value;
-    else if (f.no === 2 && f.wire === WIRE.LEN) s.producer = text(f.bytes);
-    else if (f.no === 3 && f.wire === WIRE.LEN) producerVersion = text(f.bytes);
-    else if (f.no === 7 && f.wire === WIRE.LEN) graph = f.bytes;
-    else if (f.no === 8 && f.wire === WIRE.LEN) {
-      const opset = { domain: "", version: 0 };
-      for (const g of fields(f.bytes, "opset_import")) {
-        if (g.no === 1 && g.wire === WIRE.LEN) opset.domain = text(g.bytes);
-        else if (g.no === 2 && g.wire === WIRE.VARINT) opset.version = g.value;
-      }
-      s.opsets.push(opset);
-    }
+  let m: ReturnType<typeof decodeModel>;
+  try {
+    m = decodeModel(bytes);
+  } catch (e) {
+    // protobufjs says "index out of range" when a field runs past the end of the bytes
+    const why = (e as Error).message;
+    throw new NotOnnxError(/index out of range/.test(why) ? `truncated: ${why}` : `not protobuf: ${why}`);
   }
-  if (s.irVersion < 1 || s.irVersion > 100) throw new NotOnnxError(`no plausible ir_version (found ${s.irVersion})`);
-  if (!graph) throw new NotOnnxError("it has no graph");
-  if (producerVersion) s.producer = `${s.producer} ${producerVersion}`.trim();
-  for (const f of fields(graph, "graph")) {
-    if (f.no !== 5 || f.wire !== WIRE.LEN) continue;
-    let elements = 1;
-    let type = 0;
-    for (const t of fields(f.bytes, "initializer")) {
-      if (t.no === 1 && t.wire === WIRE.VARINT) elements *= t.value;
-      else if (t.no === 1 && t.wire === WIRE.LEN) for (const d of varints(t.bytes)) elements *= d;
-      else if (t.no === 2 && t.wire === WIRE.VARINT) type = t.value;
-    }
-    s.initializers++;
-    if (FLOAT_TYPES.has(type)) s.parameters += elements;
-  }
-  return s;
-}
-
-interface Field {
-  no: number;
-  wire: number;
-  value: number;
-  bytes: Uint8Array;
-}
-
-/** The top-level fields of one message. Throws NotOnnxError on anything that is not valid wire format. */
-function* fields(buf: Uint8Array, what: string): Generator<Field> {
-  const r = { pos: 0 };
-  while (r.pos < buf.length) {
-    const key = varint(buf, r, what);
-    const no = Math.floor(key / 8);
-    const wire = key % 8;
-    if (no === 0) throw new NotOnnxError(`invalid protobuf field number 0 in ${what} at byte ${r.pos}`);
-    if (wire === WIRE.VARINT) yield { no, wire, value: varint(buf, r, what), bytes: buf };
-    else if (wire === WIRE.LEN) {
-      const n = varint(buf, r, what);
-      if (r.pos + n > buf.length) throw new NotOnnxError(`truncated: a field of ${what} needs ${n} bytes at byte ${r.pos}, only ${buf.length - r.pos} left`);
-      yield { no, wire, value: n, bytes: buf.subarray(r.pos, r.pos + n) };
-      r.pos += n;
-    } else if (wire === WIRE.I64 || wire === WIRE.I32) {
-      r.pos += wire === WIRE.I64 ? 8 : 4;
-      if (r.pos > buf.length) throw new NotOnnxError(`truncated ${what}`);
-    } else throw new NotOnnxError(`invalid protobuf wire type ${wire} in ${what}`);
-  }
-}
-
-function varints(buf: Uint8Array): number[] {
-  const out: number[] = [];
-  const r = { pos: 0 };
-  while (r.pos < buf.length) out.push(varint(buf, r, "packed dims"));
-  return out;
-}
-
-/** A base-128 varint as a JS number (exact up to 2^53, which dims, versions and counts never reach). */
-function varint(buf: Uint8Array, r: { pos: number }, what: string): number {
-  let value = 0;
-  let scale = 1;
-  for (let i = 0; i < 10; i++) {
-    if (r.pos >= buf.length) throw new NotOnnxError(`truncated varint in ${what}`);
-    const b = buf[r.pos++];
-    value += (b & 0x7f) * scale;
-    if (b < 0x80) return value;
-    scale *= 128;
-  }
-  throw new NotOnnxError(`invalid varint in ${what}`);
-}
-
-function text(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes);
+  const irVersion = toNumber(m.ir_version);
+  if (irVersion < 1 || irVersion > 100) throw new NotOnnxError(`no plausible ir_version (found ${irVersion})`);
+  if (!m.graph) throw new NotOnnxError("it has no graph");
+  const floats = m.graph.initializer.filter((t) => FLOAT_TYPES.has(t.data_type));
+  return {
+    irVersion,
+    producer: `${m.producer_name} ${m.producer_version}`.trim(),
+    opsets: m.opset_import.map((o) => ({ domain: o.domain, version: toNumber(o.version) })),
+    parameters: floats.reduce((sum, t) => sum + t.dims.reduce<number>((p, d) => p * toNumber(d), 1), 0),
+    initializers: m.graph.initializer.length,
+  };
 }
