@@ -1,74 +1,11 @@
 /**
- * The records of a run's metrics.jsonl as the dashboard reads them (the trainer writes them: see
- * src/runtime/records.ts), and the one-line parser both the page and the Node side use. Browser-safe.
+ * Reading a run's metrics.jsonl: the one-line parser both the page and the Node side use. The record types
+ * are the writer's (src/runtime/records.ts), re-exported here. Browser-safe.
  */
 
-export interface LayerSummary {
-  name: string;
-  type: string;
-  output_shape: number[];
-  params: number;
-}
+import type { MetricsRecord } from "../runtime/records.ts";
 
-export interface RunRecord {
-  type: "run";
-  version: number;
-  started: string;
-  config: Record<string, unknown>;
-  model: { name: string; params: number; layers: LayerSummary[] };
-  epochs: number;
-  steps_per_epoch: number;
-  train_count: number;
-  test_count: number;
-}
-
-export interface ResumeRecord {
-  type: "resume";
-  step: number;
-  time: number;
-}
-
-export interface StepRecord {
-  type: "step";
-  step: number; // global, 1-based
-  epoch: number; // 1-based
-  loss: number;
-  lr: number;
-  images_per_s: number;
-  time: number; // seconds since the (re)start
-}
-
-export interface Mistake {
-  index: number;
-  label: number;
-  prediction: number;
-  confidence: number;
-  pixels: string; // base64 of 28x28 uint8, row-major
-}
-
-export interface EpochRecord {
-  type: "epoch";
-  epoch: number;
-  step: number;
-  train_loss: number;
-  train_accuracy: number;
-  test_loss: number;
-  test_accuracy: number; // fraction
-  seconds: number;
-  time: number;
-  confusion: number[][]; // [true][predicted]
-  per_class_accuracy: number[];
-  misclassified: Mistake[];
-}
-
-export interface EndRecord {
-  type: "end";
-  status: "completed" | "interrupted" | "diverged";
-  step: number;
-  time: number;
-}
-
-export type MetricsRecord = RunRecord | ResumeRecord | StepRecord | EpochRecord | EndRecord;
+export type * from "../runtime/records.ts";
 
 const TYPES = new Set(["run", "resume", "step", "epoch", "end"]);
 

@@ -11,7 +11,7 @@ import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
 import { lrAt, type LrSchedule } from "../optim/schedule.ts";
 import { Trainer, stateFromCheckpoint, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { fit, startPosition, type EpochInfo, type FitStatus, type Position, type StepInfo } from "../runtime/fit.ts";
-import { epochRecord, runRecord, stepRecord } from "../runtime/records.ts";
+import { epochRecord, runRecord, stepRecord, type MetricsRecord } from "../runtime/records.ts";
 import { loadMnist } from "../data/node.ts";
 import { loadGraphDir, readCheckpointFile, resolveModelSpec } from "./artifacts.ts";
 import { defaultRunPath, RunDir } from "./run-dir.ts";
@@ -128,7 +128,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   const batches = Math.ceil(data.train.count / batchSize);
   const t0 = performance.now();
   const time = () => (performance.now() - t0) / 1000;
-  const emit = (rec: object) => {
+  const emit = (rec: MetricsRecord) => {
     run.record(rec);
     hooks.onRecord?.(rec);
   };

@@ -7,12 +7,74 @@
  *                          the most confident mistakes with their pixels (base64 of 28x28 uint8)
  *   {"type":"end", ...}    status completed | interrupted | diverged
  */
-import type { ModelPlan } from "../nn/model.ts";
+import type { LayerSummary, ModelPlan } from "../nn/model.ts";
 import type { EpochInfo, Split, StepInfo } from "./fit.ts";
 
 export const METRICS_VERSION = 1;
 
-export function runRecord(o: { config: Record<string, unknown>; plan: ModelPlan; epochs: number; batches: number; trainCount: number; testCount: number; started?: string }) {
+export interface RunRecord {
+  type: "run";
+  version: number;
+  started: string;
+  config: Record<string, unknown>;
+  model: { name: string; params: number; layers: LayerSummary[] };
+  epochs: number;
+  steps_per_epoch: number;
+  train_count: number;
+  test_count: number;
+}
+
+export interface ResumeRecord {
+  type: "resume";
+  step: number;
+  epoch: number; // completed epochs
+  time: number;
+}
+
+export interface StepRecord {
+  type: "step";
+  step: number; // global, 1-based
+  epoch: number; // 1-based
+  loss: number;
+  lr: number;
+  images_per_s: number;
+  time: number; // seconds since the (re)start
+}
+
+export interface Mistake {
+  index: number;
+  label: number;
+  prediction: number;
+  confidence: number;
+  pixels: string; // base64 of 28x28 uint8, row-major
+}
+
+export interface EpochRecord {
+  type: "epoch";
+  epoch: number;
+  step: number;
+  train_loss: number;
+  train_accuracy: number;
+  test_loss: number;
+  test_accuracy: number; // fraction
+  seconds: number;
+  time: number;
+  confusion: number[][]; // [true][predicted]
+  per_class_accuracy: number[];
+  misclassified: Mistake[];
+}
+
+export interface EndRecord {
+  type: "end";
+  status: "completed" | "interrupted" | "diverged";
+  step: number;
+  time: number;
+}
+
+export type MetricsRecord = RunRecord | ResumeRecord | StepRecord | EpochRecord | EndRecord;
+
+
+export function runRecord(o: { config: Record<string, unknown>; plan: ModelPlan; epochs: number; batches: number; trainCount: number; testCount: number; started?: string }): RunRecord {
   return {
     type: "run",
     version: METRICS_VERSION,
@@ -26,7 +88,7 @@ export function runRecord(o: { config: Record<string, unknown>; plan: ModelPlan;
   };
 }
 
-export function stepRecord(s: StepInfo, imagesPerSecond: number, time: number) {
+export function stepRecord(s: StepInfo, imagesPerSecond: number, time: number): StepRecord {
   return { type: "step", step: s.step, epoch: s.epoch, loss: s.loss, lr: s.lr, images_per_s: round(imagesPerSecond, 1), time: round(time, 3) };
 }
 
@@ -36,7 +98,7 @@ function base64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-export function epochRecord(e: EpochInfo, test: Split, time: number) {
+export function epochRecord(e: EpochInfo, test: Split, time: number): EpochRecord {
   const px = test.rows * test.cols;
   return {
     type: "epoch",
