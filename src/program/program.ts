@@ -9,10 +9,13 @@
  */
 import { G } from "../ops/builder.ts";
 import { OPSET } from "../graph/graph.ts";
-import { numel, type Value } from "../graph/value.ts";
+import { numel, type Dim, type Value } from "../graph/value.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { gradients } from "../autodiff/backward.ts";
-import { forward, initialValues, planModel, type ModelPlan, type TensorSpec } from "../nn/model.ts";
+import type { ModelIR, IrConstant, TensorSpec } from "../ir/ir.ts";
+import { initialValues, planModel as planIR, type ModelPlan } from "../ir/plan.ts";
+import { replay, type ReplaySource } from "../ir/replay.ts";
+import { lowerSpec } from "../nn/lower.ts";
 import type { ModelSpec } from "../nn/spec.ts";
 import { emitUpdate, optimizerState, type OptimizerConfig } from "../optim/optimizer.ts";
 
@@ -32,34 +35,57 @@ export const io = {
   next: (name: string) => `${name}.next`,
 } as const;
 
+/** A per-step noise input of the training step (uniform [0,1), one per Dropout node), fed by the Trainer. */
+export interface NoiseInput {
+  name: string;
+  shape: Dim[];
+}
+
 export interface Program {
   plan: ModelPlan;
   optimizer: OptimizerConfig;
   /** Names of the optimizer's flat state vectors (inputs of the train step; outputs are `<name>.next`). */
   stateNames: string[];
+  /** Extra inputs of the training step, fed per step (empty for models without Dropout). */
+  noise: NoiseInput[];
   trainStep: Uint8Array;
   evalStep: Uint8Array;
   nodeCounts: { trainStep: number; evalStep: number };
   opTypes: { trainStep: string[]; evalStep: string[] };
 }
 
+/** A model as a spec (lowered here) or as IR. */
+export type ModelInput = ModelSpec | ModelIR;
+
+export function toIR(model: ModelInput): ModelIR {
+  return "layers" in model ? lowerSpec(model) : model;
+}
+
 function describe(g: G) {
   return { nodes: g.nodes.length, ops: [...new Set(g.nodes.map((n) => n.op_type))].sort() };
 }
 
+/** What a graph records about the model it was built from (the spec, or the imported model's name). */
+function modelMetadata(plan: ModelPlan): Record<string, string> {
+  const src = plan.ir.source;
+  return { "onnx_mnist.model": plan.name, ...(src.kind === "spec" ? { "onnx_mnist.spec": JSON.stringify(src.spec) } : { "onnx_mnist.imported": "true" }) };
+}
+
 /** Builds the training-step and evaluation graphs. */
-export function buildProgram(spec: ModelSpec, optimizer: OptimizerConfig): Program {
-  const plan = planModel(spec);
+export function buildProgram(model: ModelInput, optimizer: OptimizerConfig): Program {
+  const plan = planIR(toIR(model));
   const stateNames = optimizerState(optimizer);
-  const train = buildGraph(plan, true, optimizer);
+  const noise: NoiseInput[] = [];
+  const train = buildGraph(plan, true, optimizer, false, noise);
   const evalG = buildGraph(plan, false, optimizer);
-  const meta = { "onnx_mnist.model": plan.name, "onnx_mnist.spec": JSON.stringify(spec) };
+  const meta = modelMetadata(plan);
   const a = describe(train);
   const b = describe(evalG);
   return {
     plan,
     optimizer,
     stateNames,
+    noise,
     trainStep: encodeModel(train.toModel({ docString: `onnx-mnist training step for ${plan.name}: one run = one ${optimizer.type} step`, metadata: { ...meta, "onnx_mnist.optimizer": JSON.stringify(optimizer) }, producerVersion: VERSION })),
     evalStep: encodeModel(evalG.toModel({ docString: `onnx-mnist evaluation graph for ${plan.name}`, metadata: meta, producerVersion: VERSION })),
     nodeCounts: { trainStep: a.nodes, evalStep: b.nodes },
@@ -67,11 +93,17 @@ export function buildProgram(spec: ModelSpec, optimizer: OptimizerConfig): Progr
   };
 }
 
+/** IR constants as initializers, keeping their names (frozen weights stay recognisable in Netron). */
+function constantSource(g: G): (c: IrConstant) => Value {
+  return (c) => g.initializer(c.name, c.shape, c.dtype, c.data);
+}
+
 /**
  * One of the program's graphs. `gradOnly` stops after the backward pass and outputs the flat gradient
- * (`params.grad`) instead of updating: the gradient tests check it against finite differences.
+ * (`params.grad`) instead of updating: the gradient tests check it against finite differences. `noise`
+ * collects the training step's per-step noise inputs.
  */
-export function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConfig, gradOnly = false): G {
+export function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConfig, gradOnly = false, noise: NoiseInput[] = []): G {
   const g = new G(training ? `${plan.name}_train_step` : `${plan.name}_eval`);
   const x = g.input(io.input, ["N", ...plan.inputShape], "float32");
   const labels = g.input(io.labels, ["N"], "int64");
@@ -81,27 +113,40 @@ export function buildGraph(plan: ModelPlan, training: boolean, optimizer: Optimi
   const paramValues: Value[] = [];
   const bufferValues: Value[] = [];
   const slice = (vec: Value, spec: TensorSpec) => g.untaped(() => g.rename(g.reshape(g.slice(vec, [spec.offset], [spec.offset + spec.size], [0]), spec.shape), spec.name));
-  const src = {
-    param: (t: { name: string }) => {
-      const v = slice(params, plan.params.find((p) => p.name === t.name)!);
+  const byName = (list: TensorSpec[], name: string) => list.find((p) => p.name === name)!;
+  const src: ReplaySource = {
+    param: (name) => {
+      const v = slice(params, byName(plan.params, name));
       paramValues.push(v);
       return tape ? g.watch(v) : v;
     },
-    buffer: (t: { name: string }) => {
-      const v = slice(buffers!, plan.buffers.find((p) => p.name === t.name)!);
+    buffer: (name) => {
+      const v = slice(buffers!, byName(plan.buffers, name));
       bufferValues.push(v);
       return v;
     },
+    constant: constantSource(g),
+    noise: (node, like) => {
+      const name = `noise.${node.name}`;
+      noise.push({ name, shape: [...like.shape] });
+      return g.input(name, like.shape, "float32");
+    },
   };
-  const { logits, bufferUpdates } = forward(g, plan.spec, x, src, training);
-  const [loss] = g.softmaxCrossEntropy(logits, labels);
-  const correct = g.untaped(() => g.reduceSum(g.cast(g.equal(g.argMax(logits, 1, false), labels), "int64"), [0], false));
+  const { scores, bufferUpdates } = replay(g, plan.ir, training ? "train" : "eval", x, src);
+  const [loss] = g.softmaxCrossEntropy(scores, labels);
+  const correct = g.untaped(() => g.reduceSum(g.cast(g.equal(g.argMax(scores, 1, false), labels), "int64"), [0], false));
   g.output(loss, io.loss);
   g.output(correct, io.correct);
   if (!training) {
-    g.output(logits, io.logits);
+    g.output(scores, io.logits);
     return g;
   }
+  // Every parameter and buffer is in the flat vectors even if no node reads it (its gradient is then zero),
+  // in the flat vectors' order, whatever order the replay met them in.
+  for (const p of plan.params) if (!paramValues.some((v) => v.name === p.name)) src.param(p.name);
+  for (const b of plan.buffers) if (!bufferValues.some((v) => v.name === b.name)) src.buffer(b.name);
+  paramValues.sort((a, b) => byName(plan.params, a.name).offset - byName(plan.params, b.name).offset);
+  bufferValues.sort((a, b) => byName(plan.buffers, a.name).offset - byName(plan.buffers, b.name).offset);
   const grads = gradients(g, loss, paramValues);
   g.untaped(() => {
     const flatGrad = g.concat(paramValues.map((p) => g.reshape(grads.get(p.name)!, [numel(p.shape)])), 0);
@@ -117,31 +162,44 @@ export function buildGraph(plan: ModelPlan, training: boolean, optimizer: Optimi
     const t = g.cast(nextStep, "float32");
     const upd = emitUpdate(g, optimizer, { params, grads: flatGrad, state, t, lr });
     g.output(upd.params, io.next(io.params));
-    if (buffers) g.output(g.concat(bufferValues.map((b) => g.reshape(bufferUpdates.get(b.name)!, [b.shape[0] as number])), 0), io.next(io.buffers));
+    // A buffer the model never updates (a frozen BatchNorm) carries over unchanged.
+    if (buffers) g.output(g.concat(bufferValues.map((b) => g.reshape(bufferUpdates.get(b.name) ?? b, [b.shape[0] as number])), 0), io.next(io.buffers));
     upd.state.forEach((s, i) => g.output(s, io.next(stateNames[i])));
     g.output(nextStep, io.next(io.step));
   });
   return g;
 }
 
-/** The inference model: `input` [N,C,H,W] -> `logits` [N,classes], weights as named initializers. */
+/**
+ * The inference model: the model's own input and output names (`input` -> `logits` for specs), weights as
+ * named initializers, BatchNorm with running statistics, Dropout off, opset 17.
+ */
 export function buildInferenceModel(plan: ModelPlan, params: Float32Array, buffers: Float32Array, extraMeta: Record<string, string> = {}): Uint8Array {
+  const { ir } = plan;
   const g = new G(plan.name);
-  const x = g.input(io.input, ["N", ...plan.inputShape], "float32");
-  const init = (list: TensorSpec[], flat: Float32Array) => (t: { name: string }) => {
-    const s = list.find((p) => p.name === t.name)!;
+  const x = g.input(ir.input.name, ["N", ...plan.inputShape], "float32");
+  const init = (list: TensorSpec[], flat: Float32Array) => (name: string) => {
+    const s = list.find((p) => p.name === name)!;
     return g.initializer(s.name, s.shape, "float32", flat.slice(s.offset, s.offset + s.size));
   };
-  const { logits } = forward(g, plan.spec, x, { param: init(plan.params, params), buffer: init(plan.buffers, buffers) }, false);
-  g.output(logits, io.logits);
-  const meta = { "onnx_mnist.model": plan.name, "onnx_mnist.spec": JSON.stringify(plan.spec), "onnx_mnist.params": String(plan.paramCount), ...extraMeta };
+  const { output } = replay(g, ir, "inference", x, { param: init(plan.params, params), buffer: init(plan.buffers, buffers), constant: constantSource(g) });
+  g.output(output, ir.output.name);
+  const meta = { ...modelMetadata(plan), "onnx_mnist.params": String(plan.paramCount), "onnx_mnist.output": ir.output.kind, ...extraMeta };
+  const what = ir.output.kind === "logits" ? "logits" : ir.output.kind;
+  const convention = ir.source.kind === "spec" ? " pixels in [0,1]" : "";
   return encodeModel(
     g.toModel({
-      docString: `onnx-mnist ${plan.name}: input float32 [N,${plan.inputShape.join(",")}] pixels in [0,1] -> logits float32 [N,${plan.classes}]. Opset ${OPSET}, default domain only.`,
+      docString: `onnx-mnist ${plan.name}: input ${ir.input.name} float32 [N,${plan.inputShape.join(",")}]${convention} -> ${ir.output.name}: ${what} float32 [N,${plan.classes}]. Opset ${OPSET}, default domain only.`,
       metadata: meta,
       producerVersion: VERSION,
     }),
   );
 }
 
-export { initialValues, planModel };
+/** The plan of a model given as a spec or IR (shapes checked end to end). */
+export function planModel(model: ModelInput): ModelPlan {
+  return planIR(toIR(model));
+}
+
+export { initialValues };
+export type { ModelPlan };

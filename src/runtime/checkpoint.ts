@@ -8,11 +8,15 @@
  *   then          the tensors' float32 data, little-endian, offsets in bytes from the data start
  *   last 4 bytes  CRC-32 of everything before them
  *
+ * An imported model's own ONNX bytes are stored as one uint8 entry named `model.onnx` (the header says how it
+ * was imported), so the checkpoint alone re-imports the same model IR.
+ *
  * Every tensor is stored under its own name (`conv.0.weight`, `conv.1.running_mean`, `adam.m.conv.0.weight`),
  * so a checkpoint can be read without this program (see README), and the header carries the model spec and
  * optimizer so that a checkpoint alone can rebuild the training graph. Browser-safe (no node:*).
  */
 import type { ModelSpec } from "../nn/spec.ts";
+import type { ImportOptions } from "../ir/ir.ts";
 import type { OptimizerConfig } from "../optim/optimizer.ts";
 import type { RngState } from "../random.ts";
 
@@ -23,9 +27,15 @@ export class CheckpointError extends Error {
   override name = "CheckpointError";
 }
 
+/** The model a checkpoint was saved from: a spec, or an imported ONNX model (its bytes are the `model.onnx` entry). */
+export type StoredModel = { kind: "spec"; spec: ModelSpec } | { kind: "onnx"; options: ImportOptions };
+
+/** The entry that holds an imported model's ONNX bytes. */
+export const MODEL_ENTRY = "model.onnx";
+
 export interface CheckpointHeader {
   format: "onnx-mnist-checkpoint";
-  model: ModelSpec;
+  model: StoredModel;
   optimizer: OptimizerConfig;
   /** Optimizer steps taken so far. */
   step: number;
@@ -39,12 +49,14 @@ export interface CheckpointHeader {
   epochStats?: { lossSum: number; correct: number; seen: number };
   /** Free-form training configuration (batch size, seed, lr, ...). */
   config: Record<string, unknown>;
-  tensors: { name: string; dtype: "float32"; shape: number[]; offset: number }[];
+  tensors: { name: string; dtype: "float32" | "uint8"; shape: number[]; offset: number }[];
 }
 
 export interface CheckpointData {
   header: Omit<CheckpointHeader, "tensors" | "format">;
   tensors: { name: string; shape: number[]; data: Float32Array }[];
+  /** An imported model's ONNX bytes. */
+  modelBytes?: Uint8Array;
 }
 
 const CRC_TABLE = (() => {
@@ -63,10 +75,12 @@ export function crc32(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-export function encodeCheckpoint({ header, tensors }: CheckpointData): Uint8Array {
+export function encodeCheckpoint({ header, tensors, modelBytes }: CheckpointData): Uint8Array {
   let offset = 0;
-  const entries = tensors.map((t) => {
-    const e = { name: t.name, dtype: "float32" as const, shape: t.shape, offset };
+  const all: { name: string; dtype: "float32" | "uint8"; shape: number[]; data: Float32Array | Uint8Array }[] = tensors.map((t) => ({ ...t, dtype: "float32" }));
+  if (modelBytes) all.push({ name: MODEL_ENTRY, dtype: "uint8", shape: [modelBytes.length], data: modelBytes });
+  const entries = all.map((t) => {
+    const e = { name: t.name, dtype: t.dtype, shape: t.shape, offset };
     offset += t.data.byteLength;
     return e;
   });
@@ -79,7 +93,7 @@ export function encodeCheckpoint({ header, tensors }: CheckpointData): Uint8Arra
   dv.setUint32(12, json.length, true);
   out.set(json, 16);
   const base = 16 + json.length;
-  tensors.forEach((t, i) => out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), base + entries[i].offset));
+  all.forEach((t, i) => out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), base + entries[i].offset));
   dv.setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
   return out;
 }
@@ -105,14 +119,25 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointD
   if (header.format !== "onnx-mnist-checkpoint" || !Array.isArray(header.tensors)) fail("checkpoint header is malformed");
   const base = 16 + hlen;
   const dataEnd = bytes.length - 4;
-  const tensors = header.tensors.map((t) => {
+  let modelBytes: Uint8Array | undefined;
+  const tensors: CheckpointData["tensors"] = [];
+  for (const t of header.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     const start = base + t.offset;
-    if (start + 4 * n > dataEnd) fail(`tensor ${t.name} runs past the end of the file`);
+    const width = t.dtype === "uint8" ? 1 : 4;
+    if (start + width * n > dataEnd) fail(`tensor ${t.name} runs past the end of the file`);
+    if (t.dtype === "uint8") {
+      if (t.name === MODEL_ENTRY) modelBytes = bytes.slice(start, start + n);
+      continue;
+    }
     const data = new Float32Array(n);
     new Uint8Array(data.buffer).set(bytes.subarray(start, start + 4 * n));
-    return { name: t.name, shape: t.shape, data };
-  });
+    tensors.push({ name: t.name, shape: t.shape, data });
+  }
   const { tensors: _t, format: _f, ...rest } = header;
-  return { header: rest, tensors };
+  // Checkpoints written before the model IR stored the spec itself as `model`.
+  const model = rest.model as StoredModel | ModelSpec;
+  if (model && typeof model === "object" && "layers" in model) rest.model = { kind: "spec", spec: model };
+  if (rest.model?.kind === "onnx" && !modelBytes) fail("the checkpoint names an imported ONNX model but does not contain its bytes (entry model.onnx)");
+  return { header: rest, tensors, modelBytes };
 }

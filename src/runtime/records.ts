@@ -7,7 +7,7 @@
  *                          the most confident mistakes with their pixels (base64 of 28x28 uint8)
  *   {"type":"end", ...}    status completed | interrupted | diverged
  */
-import type { LayerSummary, ModelPlan } from "../nn/model.ts";
+import type { LayerSummary, ModelPlan } from "../ir/plan.ts";
 import type { EpochInfo, Split, StepInfo } from "./fit.ts";
 
 export const METRICS_VERSION = 1;

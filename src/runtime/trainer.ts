@@ -8,16 +8,17 @@
  * step k reads set A and writes set B, step k+1 reads B and writes A. Nothing is copied between steps.
  */
 import type * as OrtCommon from "onnxruntime-common";
-import { io, buildInferenceModel, buildProgram, type Program } from "../program/program.ts";
+import { io, buildInferenceModel, buildProgram, toIR, type Program } from "../program/program.ts";
+import { ModelError, type ModelIR } from "../ir/ir.ts";
 import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
-import type { RngState } from "../random.ts";
+import { Rng, type RngState } from "../random.ts";
 
 export type Ort = Pick<typeof OrtCommon, "InferenceSession" | "Tensor" | "env">;
 type Session = OrtCommon.InferenceSession;
 type Tensor = OrtCommon.Tensor;
 
 /** What a Trainer needs: the two graphs, the model plan and the optimizer (a Program, or read from files). */
-export type TrainingProgram = Pick<Program, "plan" | "optimizer" | "stateNames" | "trainStep" | "evalStep">;
+export type TrainingProgram = Pick<Program, "plan" | "optimizer" | "stateNames" | "noise" | "trainStep" | "evalStep">;
 
 export interface CheckpointPosition {
   epoch: number;
@@ -42,6 +43,8 @@ export interface TrainerOptions {
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
   /** Write outputs into preallocated tensors (default: true on onnxruntime-node, false elsewhere). */
   preallocate?: boolean;
+  /** Seed of the per-step noise of Dropout masks (the run's seed), so a resumed run draws the same masks. */
+  noiseSeed?: number;
 }
 
 export interface StepResult {
@@ -58,14 +61,16 @@ export class Trainer {
   private cur = 0;
   private stepCount: number;
   private readonly preallocate: boolean;
+  private readonly noiseSeed: number;
   lr: number;
 
-  private constructor(ort: Ort, program: TrainingProgram, train: Session, evaluate: Session, state: TrainingState, preallocate: boolean) {
+  private constructor(ort: Ort, program: TrainingProgram, train: Session, evaluate: Session, state: TrainingState, preallocate: boolean, noiseSeed: number) {
     this.ort = ort;
     this.program = program;
     this.train = train;
     this.evaluate = evaluate;
     this.preallocate = preallocate;
+    this.noiseSeed = noiseSeed;
     this.lr = program.optimizer.lr;
     this.stepCount = state.step;
     this.sets = [this.makeSet(state), this.makeSet(state)];
@@ -84,7 +89,7 @@ export class Trainer {
     // onnxruntime-node writes outputs into preallocated tensors; onnxruntime-web 1.30's WASM backend ignores
     // them (measured: the state did not change), so there the session allocates outputs and we keep those.
     const isNode = !!(ort as { env?: { versions?: { node?: string } } }).env?.versions?.node;
-    return new Trainer(ort, program, train, evaluate, state, opts.preallocate ?? isNode);
+    return new Trainer(ort, program, train, evaluate, state, opts.preallocate ?? isNode, opts.noiseSeed ?? 0);
   }
 
   /**
@@ -95,7 +100,7 @@ export class Trainer {
   static async fromCheckpoint(ort: Ort, bytes: Uint8Array, opts: TrainerOptions & { source?: string } = {}): Promise<{ trainer: Trainer; checkpoint: CheckpointData }> {
     const source = opts.source ?? "checkpoint";
     const checkpoint = decodeCheckpoint(bytes, source);
-    const program = buildProgram(checkpoint.header.model, checkpoint.header.optimizer);
+    const program = buildProgram(modelOfCheckpoint(checkpoint), checkpoint.header.optimizer);
     const trainer = await Trainer.create(ort, program, stateFromCheckpoint(program, checkpoint, source), opts);
     return { trainer, checkpoint };
   }
@@ -118,13 +123,31 @@ export class Trainer {
   }
 
   private batchFeeds(images: Float32Array, labels: BigInt64Array, n: number): Record<string, Tensor> {
-    const [c, h, w] = this.program.plan.inputShape;
-    if (n < 1 || images.length < n * c * h * w || labels.length < n) throw new RangeError(`batch of ${n} does not fit the given buffers`);
+    const dims = this.program.plan.inputShape;
+    const px = dims.reduce((a, b) => a * b, 1);
+    if (n < 1 || images.length < n * px || labels.length < n) throw new RangeError(`batch of ${n} does not fit the given buffers`);
     const T = this.ort.Tensor;
     return {
-      [io.input]: new T("float32", images.subarray(0, n * c * h * w), [n, c, h, w]),
+      [io.input]: new T("float32", images.subarray(0, n * px), [n, ...dims]),
       [io.labels]: new T("int64", labels.subarray(0, n), [n]),
     };
+  }
+
+  /**
+   * Uniform [0,1) noise for each Dropout node, drawn from (noise seed, step): the same step of the same run
+   * always gets the same masks, so an interrupted and resumed run matches an uninterrupted one bit for bit.
+   */
+  private noiseFeeds(n: number): Record<string, Tensor> {
+    const feeds: Record<string, Tensor> = {};
+    if (!this.program.noise.length) return feeds;
+    const rng = new Rng((Math.imul(this.noiseSeed >>> 0, 0x9e3779b1) ^ Math.imul(this.stepCount + 1, 0x85ebca6b)) >>> 0);
+    for (const { name, shape } of this.program.noise) {
+      const dims = shape.map((d, i) => (i === 0 ? n : (d as number)));
+      const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < data.length; i++) data[i] = rng.uniform(0, 1);
+      feeds[name] = new this.ort.Tensor("float32", data, dims);
+    }
+    return feeds;
   }
 
   /** One optimizer step on a batch of n images ([n, C, H, W] floats) and labels. */
@@ -137,6 +160,7 @@ export class Trainer {
       ...src,
       [io.step]: new T("int64", BigInt64Array.of(BigInt(this.stepCount)), []),
       [io.lr]: new T("float32", Float32Array.of(this.lr), []),
+      ...this.noiseFeeds(n),
     };
     const stateNames = Object.keys(dst);
     let out: Record<string, Tensor>;
@@ -224,10 +248,19 @@ export function checkpointData(
   program.stateNames.forEach((n, i) => {
     for (const p of plan.params) tensors.push({ name: `${n}.${p.name}`, shape: p.shape, data: state.optimizer[i].subarray(p.offset, p.offset + p.size) });
   });
+  const src = plan.ir.source;
   return {
-    header: { model: plan.spec, optimizer: program.optimizer, step: state.step, ...position },
+    header: { model: src.kind === "spec" ? { kind: "spec", spec: src.spec } : { kind: "onnx", options: src.options }, optimizer: program.optimizer, step: state.step, ...position },
     tensors,
+    modelBytes: src.kind === "onnx" ? src.bytes : undefined,
   };
+}
+
+/** Rebuilds the model IR a checkpoint was saved from (a spec is lowered, an imported model re-imported). */
+export function modelOfCheckpoint(ck: CheckpointData): ModelIR {
+  const m = ck.header.model;
+  if (m.kind === "spec") return toIR(m.spec);
+  throw new ModelError("imported models are not supported yet");
 }
 
 /** The training state stored in a checkpoint, checked against the program's layout. */
