@@ -52,6 +52,14 @@ export function makeSplit(images: Idx, labels: Idx, name: string, files = { imag
   return { images: images.data, labels: labels.data, count, rows, cols };
 }
 
+/** Checks that every label of a split names one of a model's `classes` classes (0 .. classes-1). */
+export function checkLabels(split: Split, classes: number, name: string): void {
+  let max = 0;
+  for (let i = 0; i < split.count; i++) if (split.labels[i] > max) max = split.labels[i];
+  if (max >= classes)
+    throw new DataError(`the ${name} data has labels up to ${max}, but the model has ${classes} classes (0..${classes - 1}): give the model at least ${max + 1} classes ("classes" in the spec), or use data whose labels fit`);
+}
+
 /** The first `n` images of a split (views, no copy); the split itself when it has no more than `n`. */
 export function limitSplit(split: Split, n: number): Split {
   if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`limit must be a whole number of at least 1, got ${n}`);

@@ -70,6 +70,8 @@ function lowerLayer(l: LayerSpec, name: string, h: Value, x: string): Lowered {
     }
     case "flatten":
       return { node: { op: "Flatten", inputs: [x], attrs: { axis: 1 } } };
+    case "dropout":
+      return { node: { op: "Dropout", inputs: [x], attrs: { ratio: l.p ?? 0.5 } } };
     case "linear": {
       if (h.shape.length !== 2) throw new Error(`Linear expects a 2-D input [N, features], the previous layer gives ${shapeToString(h.shape)}: add a flatten layer before it`);
       const fin = h.shape[1] as number;

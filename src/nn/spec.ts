@@ -9,6 +9,7 @@ export type LayerSpec =
   | { type: "batchnorm2d"; name?: string; num_features?: number; eps?: number; momentum?: number }
   | { type: "relu" | "tanh" | "sigmoid" | "flatten"; name?: string }
   | { type: "leaky_relu"; name?: string; negative_slope?: number }
+  | { type: "dropout"; name?: string; p?: number }
   | { type: "maxpool2d" | "avgpool2d"; name?: string; kernel_size: number; stride?: number; padding?: number }
   | { type: "linear"; name?: string; in_features?: number; out_features: number; bias?: boolean };
 

@@ -13,9 +13,11 @@ import { Trainer, modelOfCheckpoint, stateFromCheckpoint, type TrainingProgram, 
 import { fit, startPosition, type EpochInfo, type FitStatus, type Position, type StepInfo } from "../runtime/fit.ts";
 import { epochRecord, runRecord, stepRecord, type MetricsRecord } from "../runtime/records.ts";
 import { loadMnist } from "../data/node.ts";
+import { checkLabels } from "../data/dataset.ts";
 import { loadGraphDir, readCheckpointFile, resolveModelSpec } from "./artifacts.ts";
 import { defaultRunPath, RunDir } from "./run-dir.ts";
 import { UserError } from "./files.ts";
+import { parseRunConfig, type RunConfig } from "../runtime/config.ts";
 
 export interface TrainOptions {
   model: string;
@@ -65,14 +67,14 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   let program: TrainingProgram;
   let state: TrainingState;
   let position: Position;
-  let config: Record<string, unknown>;
+  let config: RunConfig;
   let dir: string;
   if (o.resume) {
     dir = o.resume;
     const ckPath = join(dir, "checkpoint");
     if (!existsSync(ckPath)) throw new UserError(`${dir}: no checkpoint to resume from (expected ${ckPath})`);
     const ck = readCheckpointFile(ckPath);
-    config = { ...ck.header.config };
+    config = parseRunConfig(ck.header.config, ckPath);
     if (o.epochs !== undefined) config.epochs = o.epochs;
     if (o.threads !== undefined) config.threads = o.threads;
     const built = buildProgram(modelOfCheckpoint(ck), ck.header.optimizer);
@@ -85,7 +87,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
       epochs: o.epochs ?? 3,
       batch_size: o.batchSize,
       optimizer: o.optimizer,
-      lr: o.lr,
+      lr: o.lr ?? 0, // set from the optimizer below
       weight_decay: o.weightDecay,
       momentum: o.momentum,
       nesterov: o.nesterov,
@@ -113,17 +115,18 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     position = startPosition(o.seed);
     dir = o.out ?? defaultRunPath();
   }
-  const epochs = config.epochs as number;
-  const batchSize = config.batch_size as number;
-  const data = loadMnist((config.data as string | null) ?? undefined, {
-    trainLimit: (config.train_limit as number | null) ?? undefined,
-    testLimit: (config.test_limit as number | null) ?? undefined,
-  });
-  const [c, h, w] = program.plan.inputShape;
-  if (c !== 1 || h !== data.train.rows || w !== data.train.cols)
-    throw new UserError(`the model takes input [${c}, ${h}, ${w}], the data has [1, ${data.train.rows}, ${data.train.cols}] images: set "input": [1, ${data.train.rows}, ${data.train.cols}] in the spec`);
-  const threads = (config.threads as number | null) ?? undefined;
-  const trainer = await Trainer.create(ort, program, state, { threads });
+  const epochs = config.epochs;
+  const batchSize = config.batch_size;
+  const data = loadMnist(config.data ?? undefined, { trainLimit: config.train_limit ?? undefined, testLimit: config.test_limit ?? undefined });
+  checkLabels(data.train, program.plan.classes, "training");
+  checkLabels(data.test, program.plan.classes, "test");
+  // One grey image per sample, in any layout of its pixels ([1,H,W], [H,W], [H*W], [H,W,1]).
+  const dims = program.plan.inputShape;
+  const channels = dims.length === 3 ? (dims[0] === 1 || dims[2] === 1 ? 1 : dims[0]) : 1;
+  if (channels !== 1 || dims.reduce((a, b) => a * b, 1) !== data.train.rows * data.train.cols)
+    throw new UserError(`the model takes input [${dims.join(", ")}], the data has [1, ${data.train.rows}, ${data.train.cols}] images: set "input": [1, ${data.train.rows}, ${data.train.cols}] in the spec`);
+  const threads = config.threads ?? undefined;
+  const trainer = await Trainer.create(ort, program, state, { threads, noiseSeed: config.seed });
   const run = new RunDir(dir);
   const batches = Math.ceil(data.train.count / batchSize);
   const t0 = performance.now();
@@ -150,8 +153,8 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   let lastStepEnd = performance.now();
   let ips = 0;
   let testAccuracy: number | undefined;
-  const schedule = (config.lr_schedule as LrSchedule | undefined) ?? "constant";
-  const lr0 = config.lr as number;
+  const schedule = config.lr_schedule;
+  const lr0 = config.lr;
   const result = await fit(trainer, data.train, data.test, {
     epochs,
     batchSize,

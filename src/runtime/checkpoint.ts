@@ -19,6 +19,7 @@ import type { ModelSpec } from "../nn/spec.ts";
 import type { ImportOptions } from "../ir/ir.ts";
 import type { OptimizerConfig } from "../optim/optimizer.ts";
 import type { RngState } from "../random.ts";
+import type { RunConfig } from "./config.ts";
 
 export const CHECKPOINT_MAGIC = "OMNISTCK";
 export const CHECKPOINT_VERSION = 1;
@@ -47,8 +48,8 @@ export interface CheckpointHeader {
   epochRng: RngState;
   /** Running sums of the current epoch's training loss (times batch size), correct count and images seen. */
   epochStats?: { lossSum: number; correct: number; seen: number };
-  /** Free-form training configuration (batch size, seed, lr, ...). */
-  config: Record<string, unknown>;
+  /** The run's configuration (complete for runs of `train` and the Train page; a library user may save less). */
+  config: Partial<RunConfig>;
   tensors: { name: string; dtype: "float32" | "uint8"; shape: number[]; offset: number }[];
 }
 

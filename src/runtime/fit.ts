@@ -5,7 +5,7 @@
  */
 import { Rng, type RngState } from "../random.ts";
 import type { Trainer } from "./trainer.ts";
-import { epochOrder, fillBatch, type Split } from "../data/dataset.ts";
+import { checkLabels, epochOrder, fillBatch, type Split } from "../data/dataset.ts";
 
 export type { Split };
 
@@ -75,13 +75,16 @@ export interface FitOptions {
   /** Skip the per-epoch evaluation (benchmarks). */
   skipEval?: boolean;
   misclassifiedLimit?: number;
-  classes?: number;
   now?: () => number;
 }
 
 export type FitStatus = "completed" | "interrupted" | "diverged";
 
 export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOptions): Promise<{ status: FitStatus; position: Position; lastLoss: number }> {
+  // The number of classes is the model's: labels outside it are a data error, not a wrong loss.
+  const classes = trainer.program.plan.classes;
+  checkLabels(train, classes, "training");
+  checkLabels(test, classes, "test");
   const px = train.rows * train.cols;
   const x = new Float32Array(o.batchSize * px);
   const y = new BigInt64Array(o.batchSize);
@@ -109,7 +112,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
     const s = pos.epochStats;
     pos = epochStart(pos.epoch + 1, next);
     if (o.skipEval) continue;
-    const testResult = await evaluate(logitsOf(trainer), test, { batchSize: o.evalBatchSize, misclassifiedLimit: o.misclassifiedLimit, classes: o.classes });
+    const testResult = await evaluate(logitsOf(trainer), test, { batchSize: o.evalBatchSize, misclassifiedLimit: o.misclassifiedLimit, classes });
     const info: EpochInfo = { epoch: pos.epoch, step: trainer.step, trainLoss: s.lossSum / s.seen, trainAccuracy: s.correct / s.seen, test: testResult, seconds: (now() - t0) / 1000 };
     await o.onEpoch?.(info, pos);
     if ((await o.shouldStop?.()) && pos.epoch < o.epochs) return { status: "interrupted", position: pos, lastLoss };

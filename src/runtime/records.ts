@@ -7,6 +7,7 @@
  *                          the most confident mistakes with their pixels (base64 of 28x28 uint8)
  *   {"type":"end", ...}    status completed | interrupted | diverged
  */
+import type { RunConfig } from "./config.ts";
 import type { LayerSummary, ModelPlan } from "../ir/plan.ts";
 import type { EpochInfo, Split, StepInfo } from "./fit.ts";
 
@@ -16,7 +17,7 @@ export interface RunRecord {
   type: "run";
   version: number;
   started: string;
-  config: Record<string, unknown>;
+  config: Partial<RunConfig>;
   model: { name: string; params: number; layers: LayerSummary[] };
   epochs: number;
   steps_per_epoch: number;
@@ -74,7 +75,7 @@ export interface EndRecord {
 export type MetricsRecord = RunRecord | ResumeRecord | StepRecord | EpochRecord | EndRecord;
 
 
-export function runRecord(o: { config: Record<string, unknown>; plan: ModelPlan; epochs: number; batches: number; trainCount: number; testCount: number; started?: string }): RunRecord {
+export function runRecord(o: { config: Partial<RunConfig>; plan: ModelPlan; epochs: number; batches: number; trainCount: number; testCount: number; started?: string }): RunRecord {
   return {
     type: "run",
     version: METRICS_VERSION,

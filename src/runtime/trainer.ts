@@ -12,6 +12,7 @@ import { io, buildInferenceModel, buildProgram, toIR, type Program } from "../pr
 import { ModelError, type ModelIR } from "../ir/ir.ts";
 import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
 import { Rng, type RngState } from "../random.ts";
+import type { RunConfig } from "./config.ts";
 
 export type Ort = Pick<typeof OrtCommon, "InferenceSession" | "Tensor" | "env">;
 type Session = OrtCommon.InferenceSession;
@@ -25,7 +26,7 @@ export interface CheckpointPosition {
   stepInEpoch: number;
   epochRng: RngState;
   epochStats?: { lossSum: number; correct: number; seen: number };
-  config: Record<string, unknown>;
+  config: Partial<RunConfig>;
 }
 
 export interface TrainingState {

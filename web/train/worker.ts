@@ -15,6 +15,7 @@ import { buildProgram, initialValues } from "../../src/program/program.ts";
 import { builtinSpec } from "../../src/nn/spec.ts";
 import { optimizerConfig } from "../../src/optim/optimizer.ts";
 import { Trainer, type Ort } from "../../src/runtime/trainer.ts";
+import type { RunConfig } from "../../src/runtime/config.ts";
 import { fit, startPosition, type Position } from "../../src/runtime/fit.ts";
 import { limitSplit, type MnistData } from "../../src/data/dataset.ts";
 import { decodeSubset } from "../../src/web-assets/mnist-subset.ts";
@@ -29,7 +30,7 @@ interface Run {
   data: MnistData;
   position: Position;
   /** The checkpoint's `config`: the same keys `onnx-mnist train` writes, so `train --resume` continues the run. */
-  config: Record<string, unknown>;
+  config: RunConfig;
   seconds: number;
 }
 
@@ -82,13 +83,15 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
   post({ type: "status", text: "creating the onnxruntime-web sessions…" });
   const trainer = await Trainer.create(ort as unknown as Ort, program, Trainer.freshState(program, init.params, init.buffers), {
     sessionOptions: { executionProviders: ["wasm"] },
+    noiseSeed: s.seed,
   });
-  const config = {
+  const config: RunConfig = {
     model: s.model,
     epochs: s.epochs,
     batch_size: s.batchSize,
     optimizer: "adam",
     lr: program.optimizer.lr,
+    lr_schedule: "constant",
     seed: s.seed,
     data: null, // the bundled MNIST: the subset is its first train_limit / test_limit images
     graph: null,
@@ -113,8 +116,8 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
 /** Runs fit from the run's position up to config.epochs, streaming steps and epochs, then posts the end. */
 async function train_(r: Run): Promise<void> {
   const { trainer, data } = r;
-  const epochs = r.config.epochs as number;
-  const batchSize = r.config.batch_size as number;
+  const epochs = r.config.epochs;
+  const batchSize = r.config.batch_size;
   running = true;
   let points: StepPoint[] = [];
   let flushed = performance.now();
