@@ -90,8 +90,21 @@ export interface IrConstant {
 /** What the model's output holds. The loss is always taken on `scores` (logits or log-probabilities). */
 export type OutputKind = "logits" | "probabilities" | "log-probabilities";
 
+/**
+ * How a model expects its pixels, as a map from MNIST's p in [0,1] (white ink on black):
+ * `((invert ? 1 - p : p) * scale - mean) / std`. Our own models take p itself.
+ */
+export interface PixelConvention {
+  scale: number;
+  mean: number;
+  std: number;
+  invert: boolean;
+}
+
 /** Choices made when importing an ONNX model (stored with it, so a checkpoint re-imports identically). */
 export interface ImportOptions {
+  /** The pixel convention the model was trained with (default: [0,1], as ours). */
+  pixels?: PixelConvention;
   /** Globs over initializer names: only these train (default: every weight/bias of a trainable op). */
   requiresGrad?: string[];
   /** Globs over initializer names that stay constant. */
@@ -113,6 +126,8 @@ export interface ModelIR {
    */
   scores: string;
   classes: number;
+  /** The model's pixel convention; the training and evaluation graphs map [0,1] images into it. */
+  pixels?: PixelConvention;
   nodes: IrNode[];
   params: TensorSpec[];
   buffers: TensorSpec[];

@@ -93,6 +93,21 @@ export function buildProgram(model: ModelInput, optimizer: OptimizerConfig): Pro
   };
 }
 
+/**
+ * The training and evaluation graphs take MNIST's pixels in [0,1]; a model trained on another convention
+ * (0-255, mean/std normalised, inverted) gets them mapped into it first. The inference model keeps the
+ * model's own convention.
+ */
+function pixelsIn(g: G, x: Value, c: ModelIR["pixels"]): Value {
+  if (!c || (c.scale === 1 && c.mean === 0 && c.std === 1 && !c.invert)) return x;
+  return g.untaped(() => {
+    let p = c.invert ? g.sub(1, x) : x;
+    if (c.scale !== 1) p = g.mul(p, c.scale);
+    if (c.mean !== 0) p = g.sub(p, c.mean);
+    return c.std === 1 ? p : g.div(p, c.std);
+  });
+}
+
 /** IR constants as initializers, keeping their names (frozen weights stay recognisable in Netron). */
 function constantSource(g: G): (c: IrConstant) => Value {
   return (c) => g.initializer(c.name, c.shape, c.dtype, c.data);
@@ -132,7 +147,7 @@ export function buildGraph(plan: ModelPlan, training: boolean, optimizer: Optimi
       return g.input(name, like.shape, "float32");
     },
   };
-  const { scores, bufferUpdates } = replay(g, plan.ir, training ? "train" : "eval", x, src);
+  const { scores, bufferUpdates } = replay(g, plan.ir, training ? "train" : "eval", pixelsIn(g, x, plan.ir.pixels), src);
   const [loss] = g.softmaxCrossEntropy(scores, labels);
   const correct = g.untaped(() => g.reduceSum(g.cast(g.equal(g.argMax(scores, 1, false), labels), "int64"), [0], false));
   g.output(loss, io.loss);
@@ -184,7 +199,7 @@ export function buildInferenceModel(plan: ModelPlan, params: Float32Array, buffe
   };
   const { output } = replay(g, ir, "inference", x, { param: init(plan.params, params), buffer: init(plan.buffers, buffers), constant: constantSource(g) });
   g.output(output, ir.output.name);
-  const meta = { ...modelMetadata(plan), "onnx_mnist.params": String(plan.paramCount), "onnx_mnist.output": ir.output.kind, ...extraMeta };
+  const meta = { ...modelMetadata(plan), "onnx_mnist.params": String(plan.paramCount), "onnx_mnist.output": ir.output.kind, ...(ir.pixels ? { "onnx_mnist.pixels": JSON.stringify(ir.pixels) } : {}), ...extraMeta };
   const what = ir.output.kind === "logits" ? "logits" : ir.output.kind;
   const convention = ir.source.kind === "spec" ? " pixels in [0,1]" : "";
   return encodeModel(
