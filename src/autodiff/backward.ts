@@ -26,7 +26,7 @@ export function gradients(g: G, loss: Value, wrt: Value[], seed?: Value): Map<st
         if (d && !handled.includes(k))
           throw new Error(`cannot differentiate ${where}: its output ${k} (${outputs[k].name}) reaches the loss, but the ${op.onnx} gradient handles only output ${handled.join(", ")}`);
       });
-      const needs = inputs.map((x) => g.requiresGrad(x));
+      const needs = inputs.map((x, i) => !op.nonDifferentiableInputs?.includes(i) && g.requiresGrad(x));
       const dxs = op.vjp(g, dys, { inputs, outputs, attrs, needs });
       if (!Array.isArray(dxs) || dxs.length !== inputs.length)
         throw new Error(`internal error: the ${op.onnx} gradient of ${where} returned ${Array.isArray(dxs) ? dxs.length : "no"} entries for ${inputs.length} inputs`);

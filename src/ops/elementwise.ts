@@ -155,6 +155,7 @@ export const where = defineOp({
     const [c, a, b] = inputs.map((x, i) => req(x, `where input ${i}`));
     return [{ shape: broadcastShapes(c.shape, broadcastShapes(a.shape, b.shape)), dtype: a.dtype }];
   },
+  nonDifferentiableInputs: [0],
   vjp: (g, dys, { inputs: [c], needs }) => {
     const dy = one(dys);
     return [undefined, needs[1] ? g.where(c!, dy, 0) : undefined, needs[2] ? g.where(c!, 0, dy) : undefined];

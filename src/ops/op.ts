@@ -7,7 +7,9 @@
  * - `vjp` returns exactly one entry per input, in input order (undefined for an omitted optional input).
  * - For every input with needs[i] true the entry is a gradient; leaving it undefined is an error, never a
  *   silent zero. Entries for inputs that need no gradient may be anything (they are ignored), so a rule can
- *   compute a cheap term unconditionally.
+ *   compute a cheap term unconditionally. Inputs that the output does not depend on differentiably (read
+ *   for their shape only, or integer/boolean) are listed in `nonDifferentiableInputs`: needs[i] is always
+ *   false for them, so their gradient is a true zero by declaration, not by omission.
  * - `vjp` receives cotangents only for the outputs listed in `differentiableOutputs` (default: output 0).
  *   A cotangent that reaches any other output (say, a batch mean that a graph goes on to use) is an error:
  *   the rule would ignore it. A rule that handles several outputs lists them and must cope with any subset
@@ -27,7 +29,8 @@ export interface VjpContext<A> {
   inputs: (Value | undefined)[];
   outputs: Value[];
   attrs: A;
-  /** needs[i]: whether input i requires a gradient (rules may skip the others; their result is ignored). */
+  /** needs[i]: whether input i requires a gradient (rules may skip the others; their result is ignored). Never
+   * true for `nonDifferentiableInputs`. */
   needs: boolean[];
 }
 
@@ -43,6 +46,8 @@ export interface OpDef<A = Record<string, never>> {
   /** Custom emission (several nodes); default is one `onnx` node. */
   emit?: (g: G, inputs: (Value | undefined)[], attrs: A, outs: OutSpec[]) => Value[];
   vjp: Vjp<A> | "none";
+  /** Indices of the inputs that get no gradient because the output does not depend on their values. */
+  nonDifferentiableInputs?: readonly number[];
   /** Indices of the outputs whose cotangents `vjp` handles (default [0]). */
   differentiableOutputs?: readonly number[];
 }

@@ -63,7 +63,10 @@ export const maxPool = defineOp<PoolAttrs & { indices: boolean }>({
   vjp: (g, dys, { inputs: [x], outputs: [, indices], attrs }) => {
     if (!indices) throw new Error("internal error: MaxPool gradient needs the Indices output");
     const dy = one(dys);
-    if (nonOverlapping(attrs)) return [g.maxUnpool(dy, indices, x!, attrs)];
+    // MaxUnpool insists on room for every window: a ceil-mode window hanging over the edge needs the scatter
+    const [h, w] = x!.shape.slice(2) as number[];
+    const fits = dy.shape[2] === convOutSize(h, attrs.kernel[0], attrs.strides[0], 0, 0) && dy.shape[3] === convOutSize(w, attrs.kernel[1], attrs.strides[1], 0, 0);
+    if (nonOverlapping(attrs) && fits) return [g.maxUnpool(dy, indices, x!, attrs)];
     return [scatterAddInto(g, x!, indices, dy)];
   },
 });

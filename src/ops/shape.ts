@@ -39,7 +39,8 @@ export const reshapeLike = defineOp({
   onnx: "Reshape",
   infer: ([x, like]) => [{ shape: req(like, "like").shape, dtype: req(x, "x").dtype }],
   emit: (g, [x, like], _a, [out]) => g.node("Reshape", [x, g.shapeOf(like!)], {}, [out]),
-  vjp: (g, dys, { inputs: [x] }) => [g.reshapeLike(one(dys), x!)],
+  nonDifferentiableInputs: [1],
+  vjp: (g, dys, { inputs: [x] }) => [g.reshapeLike(one(dys), x!), undefined],
 });
 
 // d transpose(x, p) = transpose(dy, p^-1)
@@ -88,7 +89,8 @@ export const expandLike = defineOp({
   onnx: "Expand",
   infer: ([x, like]) => [{ shape: req(like, "like").shape, dtype: req(x, "x").dtype }],
   emit: (g, [x, like], _a, [out]) => g.node("Expand", [x, g.shapeOf(like!)], {}, [out]),
-  vjp: (g, dys) => [one(dys)],
+  nonDifferentiableInputs: [1],
+  vjp: (g, dys) => [one(dys), undefined],
 });
 
 // d concat(xs) = the matching slices of dy
