@@ -135,8 +135,8 @@ export const hardSigmoid = defineOp<{ alpha: number; beta: number }>({
 });
 
 /**
- * hardSwish(x) = x hardSigmoid(x) with alpha 1/6, beta 1/2 (opset 14). As PyTorch's hardswish_backward:
- * d = 0 for x < -3, (x/3 + 1/2) dx for -3 <= x <= 3, dx above.
+ * hardSwish(x) = x hardSigmoid(x) with alpha 1/6, beta 1/2 (opset 14). As PyTorch's hardswish backward
+ * (measured on 1.13 at the corners): d = 0 for x < -3, (x/3 + 1/2) dx for -3 <= x < 3, dx from 3 on.
  */
 export const hardSwish = defineOp({
   onnx: "HardSwish",
@@ -144,7 +144,7 @@ export const hardSwish = defineOp({
   vjp: (g, dys, { inputs: [x] }) => {
     const dy = one(dys);
     const ramp = g.mul(dy, g.add(g.div(x!, 3), 0.5));
-    return [g.where(g.less(x!, -3), 0, g.where(g.lessOrEqual(x!, 3), ramp, dy))];
+    return [g.where(g.less(x!, -3), 0, g.where(g.less(x!, 3), ramp, dy))];
   },
 });
 
