@@ -17,6 +17,8 @@ import * as ls from "./loss.ts";
 
 export interface TapeEntry {
   op: OpDef<any>;
+  /** The ONNX node that produced `outputs` (unique: `${op_type}_${k}`), for error messages. */
+  node: string;
   inputs: (Value | undefined)[];
   outputs: Value[];
   attrs: any;
@@ -68,10 +70,16 @@ export class G extends Graph {
     const outputs = op.emit ? op.emit(this, inputs, attrs, outs) : this.node(op.onnx, inputs, op.attrs ? op.attrs(attrs) : {}, outs);
     const t = this.tape;
     if (t && !t.paused && op.vjp !== "none" && inputs.some((x) => this.requiresGrad(x))) {
-      t.entries.push({ op, inputs, outputs, attrs });
+      t.entries.push({ op, node: this.producer(outputs[0]), inputs, outputs, attrs });
       for (const o of outputs) if (o.dtype === "float32") t.requiresGrad.add(o.name);
     }
     return outputs;
+  }
+
+  /** The name of the node that outputs v (a custom emission's last node, usually: searched from the end). */
+  private producer(v: Value): string {
+    for (let i = this.nodes.length - 1; i >= 0; i--) if (this.nodes[i].output.includes(v.name)) return this.nodes[i].name;
+    return v.name;
   }
 
   private lift(x: Operand, like: Operand): Value {
@@ -92,6 +100,10 @@ export class G extends Graph {
   pow = (a: Operand, b: Operand): Value => this.binary(ew.pow, a, b);
   greater = (a: Operand, b: Operand): Value => this.binary(ew.greater, a, b);
   equal = (a: Operand, b: Operand): Value => this.binary(ew.equal, a, b);
+  less = (a: Operand, b: Operand): Value => this.binary(ew.less, a, b);
+  greaterOrEqual = (a: Operand, b: Operand): Value => this.binary(ew.greaterOrEqual, a, b);
+  lessOrEqual = (a: Operand, b: Operand): Value => this.binary(ew.lessOrEqual, a, b);
+  and = (a: Value, b: Value): Value => this.binary(ew.and, a, b);
   neg = (x: Value): Value => this.apply(ew.neg, [x], {})[0];
   exp = (x: Value): Value => this.apply(ew.exp, [x], {})[0];
   log = (x: Value): Value => this.apply(ew.log, [x], {})[0];
@@ -101,6 +113,13 @@ export class G extends Graph {
   sigmoid = (x: Value): Value => this.apply(ew.sigmoid, [x], {})[0];
   relu = (x: Value): Value => this.apply(ew.relu, [x], {})[0];
   leakyRelu = (x: Value, alpha: number): Value => this.apply(ew.leakyRelu, [x], { alpha })[0];
+  /** slope broadcasts to x one way ([C,1,1] or [1] for NCHW, [C] for [N, C]). */
+  prelu = (x: Value, slope: Value): Value => this.apply(ew.prelu, [x, slope], {})[0];
+  elu = (x: Value, alpha = 1): Value => this.apply(ew.elu, [x], { alpha })[0];
+  /** Either bound may be left out (Clip with no min, or no max). */
+  clip = (x: Value, min?: number, max?: number): Value => this.apply(ew.clip, [x], { min, max })[0];
+  hardSigmoid = (x: Value, alpha = 0.2, beta = 0.5): Value => this.apply(ew.hardSigmoid, [x], { alpha, beta })[0];
+  hardSwish = (x: Value): Value => this.apply(ew.hardSwish, [x], {})[0];
   where = (c: Value, a: Operand, b: Operand): Value => this.apply(ew.where, [c, this.lift(a, b), this.lift(b, a)], {})[0];
   cast = (x: Value, to: DType): Value => this.apply(ew.cast, [x], { to })[0];
 
@@ -110,11 +129,13 @@ export class G extends Graph {
   flatten = (x: Value, axis = 1): Value => this.apply(sh.flatten, [x], { axis })[0];
   transpose = (x: Value, perm: number[]): Value => this.apply(sh.transpose, [x], { perm })[0];
   unsqueeze = (x: Value, axes: number[]): Value => this.apply(sh.unsqueeze, [x], { axes })[0];
+  squeeze = (x: Value, axes: number[]): Value => this.apply(sh.squeeze, [x], { axes })[0];
   expandLike = (x: Value, like: Value): Value => this.apply(sh.expandLike, [x, like], {})[0];
   concat = (xs: Value[], axis: number): Value => this.apply(sh.concat, xs, { axis })[0];
   slice = (x: Value, starts: number[], ends: number[], axes: number[]): Value => this.apply(sh.slice, [x], { starts, ends, axes })[0];
   flip = (x: Value, axes: number[]): Value => this.apply(sh.flip, [x], { axes })[0];
-  pad = (x: Value, pads: number[]): Value => this.apply(sh.pad, [x], { pads })[0];
+  /** Constant mode; pads in ONNX order (all begins, then all ends), negative ones crop. */
+  pad = (x: Value, pads: number[], value = 0): Value => this.apply(sh.pad, [x], { pads, value })[0];
   identity = (x: Value): Value => this.apply(sh.identity, [x], {})[0];
   shape = (x: Value): Value => this.apply(sh.shape, [x], {})[0];
   size = (x: Value): Value => this.apply(sh.size, [x], {})[0];
@@ -130,7 +151,9 @@ export class G extends Graph {
   maxPool = (x: Value, a: pl.PoolAttrs): Value => this.apply(pl.maxPool, [x], { ...a, indices: this.requiresGrad(x) })[0];
   maxUnpool = (dy: Value, indices: Value, like: Value, a: pl.PoolAttrs): Value => this.apply(pl.maxUnpool, [dy, indices, like], a)[0];
   scatterAdd = (data: Value, indices: Value, updates: Value): Value => this.apply(pl.scatterAdd, [data, indices, updates], {})[0];
-  averagePool = (x: Value, a: pl.PoolAttrs): Value => this.apply(pl.averagePool, [x], a)[0];
+  averagePool = (x: Value, a: pl.AveragePoolAttrs): Value => this.apply(pl.averagePool, [x], a)[0];
+  /** The mean over every spatial axis, keeping them as size 1 ([N, C, H, W] -> [N, C, 1, 1]). */
+  globalAveragePool = (x: Value): Value => this.reduceMean(x, [...x.shape.keys()].slice(2), true);
   /** Returns [y, batchMean, batchVarBiased]. */
   batchNormTrain = (x: Value, gamma: Value, beta: Value, eps: number): Value[] => this.apply(nm.batchNormTrain, [x, gamma, beta], { eps });
   batchNormInfer = (x: Value, gamma: Value, beta: Value, mean: Value, variance: Value, eps: number): Value =>

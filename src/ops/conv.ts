@@ -1,4 +1,4 @@
-/** 2-D convolution and its transpose. Layout NCHW, weights [C_out, C_in, kH, kW], no groups or dilation. */
+/** 2-D convolution and its transpose. Layout NCHW, weights [C_out, C_in/group, kH, kW]; groups and dilation. */
 import { shapeToString, type Dim, type Value } from "../graph/value.ts";
 import { defineOp, one, req } from "./op.ts";
 import type { G } from "./builder.ts";
@@ -7,11 +7,21 @@ export interface ConvAttrs {
   strides: [number, number];
   /** ONNX order: [top, left, bottom, right]. */
   pads: [number, number, number, number];
+  /** Default [1, 1]. */
+  dilations?: [number, number];
+  /** Default 1; C_in and C_out must both be multiples (group = C_in with one input channel per group: depthwise). */
+  group?: number;
 }
 
-export function convOutSize(inSize: number, k: number, stride: number, padBegin: number, padEnd: number): number {
-  return Math.floor((inSize + padBegin + padEnd - k) / stride) + 1;
+/** The extent of a dilated kernel: k taps d apart cover (k - 1) d + 1 positions. */
+export const span = (k: number, dilation = 1) => (k - 1) * dilation + 1;
+
+export function convOutSize(inSize: number, k: number, stride: number, padBegin: number, padEnd: number, dilation = 1): number {
+  return Math.floor((inSize + padBegin + padEnd - span(k, dilation)) / stride) + 1;
 }
+
+const dil = (a: ConvAttrs): [number, number] => a.dilations ?? [1, 1];
+const plain = (a: ConvAttrs) => (a.group ?? 1) === 1 && dil(a).every((d) => d === 1);
 
 function spatial(x: Value, what: string): [number, number] {
   const [h, w] = x.shape.slice(2);
@@ -21,25 +31,35 @@ function spatial(x: Value, what: string): [number, number] {
 
 export const conv = defineOp<ConvAttrs>({
   onnx: "Conv",
-  infer: ([x, w, b], { strides, pads }) => {
+  infer: ([x, w, b], a) => {
     const [xv, wv] = [req(x, "x"), req(w, "w")];
+    const group = a.group ?? 1;
+    const [dh, dw] = dil(a);
     if (xv.shape.length !== 4 || wv.shape.length !== 4) throw new Error(`Conv expects 4-D input, got ${shapeToString(xv.shape)}`);
-    if (xv.shape[1] !== wv.shape[1])
-      throw new Error(`Conv expects ${wv.shape[1]} input channels, the previous layer gives ${xv.shape[1]}`);
-    if (b && b.shape[0] !== wv.shape[0]) throw new Error(`internal error: conv bias ${shapeToString(b.shape)}`);
+    const cout = wv.shape[0] as number;
+    if (!Number.isInteger(group) || group < 1 || cout % group !== 0) throw new Error(`Conv with group ${group} needs output channels (${cout}) that are a multiple of it`);
+    if (xv.shape[1] !== (wv.shape[1] as number) * group)
+      throw new Error(`Conv expects ${(wv.shape[1] as number) * group} input channels, the previous layer gives ${xv.shape[1]}`);
+    if (b && b.shape[0] !== cout) throw new Error(`internal error: conv bias ${shapeToString(b.shape)}`);
     const [h, wd] = spatial(xv, "Conv");
     const [kh, kw] = wv.shape.slice(2) as number[];
-    const ho = convOutSize(h, kh, strides[0], pads[0], pads[2]);
-    const wo = convOutSize(wd, kw, strides[1], pads[1], pads[3]);
+    const ho = convOutSize(h, kh, a.strides[0], a.pads[0], a.pads[2], dh);
+    const wo = convOutSize(wd, kw, a.strides[1], a.pads[1], a.pads[3], dw);
     if (ho < 1 || wo < 1) throw new Error(`Conv ${kh}x${kw} does not fit a ${h}x${wd} input`);
-    return [{ shape: [xv.shape[0], wv.shape[0], ho, wo], dtype: "float32" }];
+    return [{ shape: [xv.shape[0], cout, ho, wo], dtype: "float32" }];
   },
-  attrs: ({ strides, pads }) => ({ strides, pads }),
+  // group and dilations only when they differ from the defaults, so that plain convs keep their exact bytes
+  attrs: ({ strides, pads, dilations, group }) => ({
+    dilations: dilations && dilations.some((d) => d !== 1) ? dilations : undefined,
+    group: group && group !== 1 ? group : undefined,
+    strides,
+    pads,
+  }),
   vjp: (g, dys, { inputs: [x, w, b], attrs, needs }) => {
     const dy = one(dys);
     return [
       needs[0] ? convInputGrad(g, dy, x!, w!, attrs) : undefined,
-      needs[1] ? convWeightGrad(g, dy, x!, w!, attrs) : undefined,
+      needs[1] ? (plain(attrs) ? convWeightGrad(g, dy, x!, w!, attrs) : groupedWeightGrad(g, dy, x!, w!, attrs)) : undefined,
       b && needs[2] ? g.reduceSum(dy, [0, 2, 3], false) : undefined,
     ];
   },
@@ -47,24 +67,32 @@ export const conv = defineOp<ConvAttrs>({
 
 /**
  * dX is the transposed convolution of dY with W. For stride 1 it is an ordinary Conv of dY with W's channels
- * swapped and its taps reversed, padded by k-1-p: onnxruntime's Conv kernels are 2-4x faster than its
- * ConvTranspose here (profiled). Otherwise ConvTranspose with the forward strides and pads, where
- * output_padding restores the rows and columns that a strided forward conv skipped.
+ * swapped and its taps reversed, padded by (k-1)d-p: onnxruntime's Conv kernels are 2-4x faster than its
+ * ConvTranspose here (profiled). Otherwise ConvTranspose with the forward strides, pads, dilations and group,
+ * where output_padding restores the rows and columns that a strided forward conv skipped.
  */
-function convInputGrad(g: G, dy: Value, x: Value, w: Value, { strides, pads }: ConvAttrs): Value {
+function convInputGrad(g: G, dy: Value, x: Value, w: Value, a: ConvAttrs): Value {
+  const { strides, pads } = a;
+  const group = a.group ?? 1;
+  const dilations = dil(a);
   const [h, wd] = spatial(x, "Conv");
   const [ho, wo] = spatial(dy, "Conv gradient");
-  const [kh, kw] = w.shape.slice(2) as number[];
-  const flippedPads = [kh - 1 - pads[0], kw - 1 - pads[1], kh - 1 - pads[2], kw - 1 - pads[3]] as ConvAttrs["pads"];
+  const [cout, cinPerGroup, kh, kw] = w.shape as number[];
+  const [eh, ew] = [span(kh, dilations[0]), span(kw, dilations[1])];
+  const flippedPads = [eh - 1 - pads[0], ew - 1 - pads[1], eh - 1 - pads[2], ew - 1 - pads[3]] as ConvAttrs["pads"];
   if (strides[0] === 1 && strides[1] === 1 && flippedPads.every((p) => p >= 0)) {
-    const wT = g.flip(g.transpose(w, [1, 0, 2, 3]), [2, 3]); // [C_in, C_out, kH, kW], taps reversed
-    return g.conv(dy, wT, undefined, { strides: [1, 1], pads: flippedPads });
+    if (plain(a)) {
+      const wT = g.flip(g.transpose(w, [1, 0, 2, 3]), [2, 3]); // [C_in, C_out, kH, kW], taps reversed
+      return g.conv(dy, wT, undefined, { strides: [1, 1], pads: flippedPads });
+    }
+    // Per group, swap W's channel axes: [G, C_out/G, C_in/G, k] -> [G, C_in/G, C_out/G, k] -> [C_in, C_out/G, k].
+    const perGroup = cout / group;
+    const wT =
+      perGroup === 1 && cinPerGroup === 1 ? w : g.reshape(g.transpose(g.reshape(w, [group, perGroup, cinPerGroup, kh, kw]), [0, 2, 1, 3, 4]), [group * cinPerGroup, perGroup, kh, kw]);
+    return g.conv(dy, g.flip(wT, [2, 3]), undefined, { strides: [1, 1], pads: flippedPads, dilations, group });
   }
-  const outputPadding = [
-    h - (strides[0] * (ho - 1) + kh - pads[0] - pads[2]),
-    wd - (strides[1] * (wo - 1) + kw - pads[1] - pads[3]),
-  ];
-  return g.convTranspose(dy, w, { strides, pads, outputPadding, outShape: x.shape });
+  const outputPadding = [h - (strides[0] * (ho - 1) + eh - pads[0] - pads[2]), wd - (strides[1] * (wo - 1) + ew - pads[1] - pads[3])];
+  return g.convTranspose(dy, w, { strides, pads, outputPadding, outShape: x.shape, group: a.group, dilations: a.dilations });
 }
 
 /**
@@ -90,11 +118,34 @@ function convWeightGrad(g: G, dy: Value, x: Value, w: Value, { strides, pads }: 
   return g.reshape(g.reduceSum(perSample, [0], false), [cOut, cIn, kh, kw]);
 }
 
+/**
+ * The weight gradient with groups and dilations: the same one-hot im2col (the extraction Conv dilated like the
+ * forward one), then per group dW_g = sum_n dY_g cols_g^T, as one MatMul batched over [N, G].
+ */
+function groupedWeightGrad(g: G, dy: Value, x: Value, w: Value, a: ConvAttrs): Value {
+  const group = a.group ?? 1;
+  const [cOut, cInPerGroup, kh, kw] = w.shape as number[];
+  const [h, wd] = spatial(x, "Conv");
+  const [ho, wo] = spatial(dy, "Conv gradient");
+  const taps = kh * kw;
+  const eye = new Float32Array(taps * taps);
+  for (let t = 0; t < taps; t++) eye[t * taps + t] = 1;
+  const extract = g.constant(eye, [taps, 1, kh, kw]);
+  const n: Dim = x.shape[0];
+  const planes = g.reshape(x, [`${n}*${cInPerGroup * group}`, 1, h, wd]);
+  const cols = g.conv(planes, extract, undefined, { strides: a.strides, pads: a.pads, dilations: a.dilations }); // [N*C_in, k*k, Ho, Wo]
+  const colsT = g.transpose(g.reshape(cols, [n, group, cInPerGroup * taps, ho * wo]), [0, 1, 3, 2]); // [N, G, Ho*Wo, C_in/G*k*k]
+  const dyMat = g.reshape(dy, [n, group, cOut / group, ho * wo]);
+  const perSample = g.matMul(dyMat, colsT); // [N, G, C_out/G, C_in/G*k*k]
+  return g.reshape(g.reduceSum(perSample, [0], false), [cOut, cInPerGroup, kh, kw]);
+}
+
 /** Used only inside backward passes (the gradient of Conv with respect to its input). */
-export const convTranspose = defineOp<ConvAttrs & { outputPadding: number[]; outShape: readonly Dim[]; group?: number }>({
+export const convTranspose = defineOp<ConvAttrs & { outputPadding: number[]; outShape: readonly Dim[] }>({
   onnx: "ConvTranspose",
   infer: ([dy], { outShape }) => [{ shape: [req(dy, "dy").shape[0], ...outShape.slice(1)], dtype: "float32" }],
-  attrs: ({ strides, pads, outputPadding, group }) => ({
+  attrs: ({ strides, pads, outputPadding, group, dilations }) => ({
+    dilations: dilations && dilations.some((d) => d !== 1) ? dilations : undefined,
     group: group && group > 1 ? group : undefined,
     strides,
     pads,

@@ -1,5 +1,5 @@
 /** Elementwise ops with numpy broadcasting. The autodiff driver sums gradients back to each input's shape. */
-import { broadcastShapes, type DType, type Value } from "../graph/value.ts";
+import { broadcastShapes, shapeToString, type DType, type Value } from "../graph/value.ts";
 import { defineOp, one, req, sameAsInput as same, type OutSpec } from "./op.ts";
 import { dataTypeOf } from "../onnx/tensor.ts";
 
@@ -80,6 +80,74 @@ export const leakyRelu = defineOp<{ alpha: number }>({
   },
 });
 
+// d prelu(x, s) = dx if x > 0 else s dx;  ds = x dy where x <= 0 (summed back to s's shape by the driver)
+export const prelu = defineOp({
+  onnx: "PRelu",
+  infer: (inputs) => {
+    const [x, s] = [req(inputs[0], "x"), req(inputs[1], "slope")];
+    // ONNX broadcasts the slope to x one way only: it must not grow x
+    const shape = broadcastShapes(x.shape, s.shape);
+    if (shape.length !== x.shape.length || shape.some((d, i) => d !== x.shape[i]))
+      throw new Error(`PRelu slope ${shapeToString(s.shape)} does not broadcast to its input ${shapeToString(x.shape)}`);
+    return [{ shape: x.shape, dtype: x.dtype }];
+  },
+  vjp: (g, dys, { inputs: [x, s], needs }) => {
+    const dy = one(dys);
+    const positive = g.greater(x!, 0);
+    return [needs[0] ? g.where(positive, dy, g.mul(dy, s!)) : undefined, needs[1] ? g.where(positive, 0, g.mul(dy, x!)) : undefined];
+  },
+});
+
+// d elu(x) = dx if x > 0 else alpha exp(x) dx = (y + alpha) dx
+export const elu = defineOp<{ alpha: number }>({
+  onnx: "Elu",
+  infer: same,
+  attrs: ({ alpha }) => ({ alpha: { float: alpha } }),
+  vjp: (g, dys, { inputs: [x], outputs: [y], attrs: { alpha } }) => {
+    const dy = one(dys);
+    return [g.where(g.greater(x!, 0), dy, g.mul(dy, g.add(y, alpha)))];
+  },
+});
+
+/**
+ * Clip (opset 11+: min and max are inputs, either may be absent). Gradient as PyTorch's clamp: dy passes
+ * where min <= x <= max (both bounds inclusive), 0 elsewhere.
+ */
+export const clip = defineOp<{ min?: number; max?: number }>({
+  onnx: "Clip",
+  infer: same,
+  emit: (g, [x], { min, max }, outs) => g.node("Clip", [x, min === undefined ? undefined : g.scalar(min), max === undefined ? undefined : g.scalar(max)], {}, outs),
+  vjp: (g, dys, { inputs: [x], attrs: { min, max } }) => {
+    const dy = one(dys);
+    const low = min === undefined ? undefined : g.greaterOrEqual(x!, min);
+    const high = max === undefined ? undefined : g.lessOrEqual(x!, max);
+    const inside = low && high ? g.and(low, high) : (low ?? high);
+    return [inside ? g.where(inside, dy, 0) : dy];
+  },
+});
+
+// hardSigmoid(x) = max(0, min(1, alpha x + beta)); d = alpha dx strictly inside (0, 1), as PyTorch
+export const hardSigmoid = defineOp<{ alpha: number; beta: number }>({
+  onnx: "HardSigmoid",
+  infer: same,
+  attrs: ({ alpha, beta }) => ({ alpha: { float: alpha }, beta: { float: beta } }),
+  vjp: (g, dys, { outputs: [y], attrs: { alpha } }) => [g.where(g.and(g.greater(y, 0), g.less(y, 1)), g.mul(one(dys), alpha), 0)],
+});
+
+/**
+ * hardSwish(x) = x hardSigmoid(x) with alpha 1/6, beta 1/2 (opset 14). As PyTorch's hardswish backward
+ * (measured on 1.13 at the corners): d = 0 for x < -3, (x/3 + 1/2) dx for -3 <= x < 3, dx from 3 on.
+ */
+export const hardSwish = defineOp({
+  onnx: "HardSwish",
+  infer: same,
+  vjp: (g, dys, { inputs: [x] }) => {
+    const dy = one(dys);
+    const ramp = g.mul(dy, g.add(g.div(x!, 3), 0.5));
+    return [g.where(g.less(x!, -3), 0, g.where(g.less(x!, 3), ramp, dy))];
+  },
+});
+
 // where(c, a, b): the gradient flows to whichever branch was taken; c is boolean.
 export const where = defineOp({
   onnx: "Where",
@@ -87,6 +155,7 @@ export const where = defineOp({
     const [c, a, b] = inputs.map((x, i) => req(x, `where input ${i}`));
     return [{ shape: broadcastShapes(c.shape, broadcastShapes(a.shape, b.shape)), dtype: a.dtype }];
   },
+  nonDifferentiableInputs: [0],
   vjp: (g, dys, { inputs: [c], needs }) => {
     const dy = one(dys);
     return [undefined, needs[1] ? g.where(c!, dy, 0) : undefined, needs[2] ? g.where(c!, 0, dy) : undefined];
@@ -96,6 +165,10 @@ export const where = defineOp({
 // Comparisons and casts have no gradient (boolean or integer results).
 export const greater = defineOp({ onnx: "Greater", infer: (i) => binary(i, "bool"), vjp: "none" });
 export const equal = defineOp({ onnx: "Equal", infer: (i) => binary(i, "bool"), vjp: "none" });
+export const less = defineOp({ onnx: "Less", infer: (i) => binary(i, "bool"), vjp: "none" });
+export const greaterOrEqual = defineOp({ onnx: "GreaterOrEqual", infer: (i) => binary(i, "bool"), vjp: "none" });
+export const lessOrEqual = defineOp({ onnx: "LessOrEqual", infer: (i) => binary(i, "bool"), vjp: "none" });
+export const and = defineOp({ onnx: "And", infer: (i) => binary(i, "bool"), vjp: "none" });
 export const cast = defineOp<{ to: DType }>({
   onnx: "Cast",
   infer: ([x], { to }) => [{ shape: req(x, "x").shape, dtype: to }],

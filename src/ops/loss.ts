@@ -41,6 +41,7 @@ export const softmaxCrossEntropy = defineOp({
     ];
   },
   attrs: () => ({ reduction: "mean" }),
+  nonDifferentiableInputs: [1],
   vjp: (g, dys, { inputs: [logits, labels], outputs: [, logProb] }) => {
     const dy = one(dys);
     const k = logits!.shape[1];

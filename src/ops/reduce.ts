@@ -33,7 +33,8 @@ export const reduceSum = defineOp<ReduceAttrs>({
   vjp: (g, dys, { inputs: [x], attrs }) => [spread(g, one(dys), x!, attrs)],
 });
 
-// d mean(x) = dy / count, broadcast back; count = |x| / |y| (read at run time when shapes are symbolic)
+// d mean(x) = dy / count, broadcast back; count = the product of the reduced axes, or |x| / |y| read at
+// run time when one of them is symbolic (a dynamic batch elsewhere, as in GlobalAveragePool, needs no Size)
 export const reduceMean = defineOp<ReduceAttrs>({
   onnx: "ReduceMean",
   infer: ([x], a) => [{ shape: reduced(req(x, "x"), a), dtype: req(x, "x").dtype }],
@@ -41,7 +42,11 @@ export const reduceMean = defineOp<ReduceAttrs>({
     OPSET >= 18
       ? g.node("ReduceMean", [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out])
       : g.node("ReduceMean", [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]),
-  vjp: (g, dys, { inputs: [x], outputs: [y], attrs }) => [g.div(spread(g, one(dys), x!, attrs), g.countRatio(x!, y))],
+  vjp: (g, dys, { inputs: [x], outputs: [y], attrs }) => {
+    const dims = attrs.axes.map((a) => x!.shape[a < 0 ? a + x!.shape.length : a]);
+    const count = dims.every((d) => typeof d === "number") ? g.scalar((dims as number[]).reduce((p, d) => p * d, 1)) : g.countRatio(x!, y);
+    return [g.div(spread(g, one(dys), x!, attrs), count)];
+  },
 });
 
 export const argMax = defineOp<{ axis: number; keepdims: boolean }>({

@@ -1,4 +1,4 @@
-/** Shape ops: reshape, flatten, transpose, unsqueeze, expand, concat, slice, and shape queries. */
+/** Shape ops: reshape, flatten, transpose, (un)squeeze, expand, concat, slice, pad, and shape queries. */
 import { isStatic, numel, shapeToString, type Dim, type Value } from "../graph/value.ts";
 import { defineOp, one, req, sameAsInput } from "./op.ts";
 
@@ -39,7 +39,8 @@ export const reshapeLike = defineOp({
   onnx: "Reshape",
   infer: ([x, like]) => [{ shape: req(like, "like").shape, dtype: req(x, "x").dtype }],
   emit: (g, [x, like], _a, [out]) => g.node("Reshape", [x, g.shapeOf(like!)], {}, [out]),
-  vjp: (g, dys, { inputs: [x] }) => [g.reshapeLike(one(dys), x!)],
+  nonDifferentiableInputs: [1],
+  vjp: (g, dys, { inputs: [x] }) => [g.reshapeLike(one(dys), x!), undefined],
 });
 
 // d transpose(x, p) = transpose(dy, p^-1)
@@ -69,12 +70,27 @@ export const unsqueeze = defineOp<{ axes: number[] }>({
   vjp: (g, dys, { inputs: [x] }) => [g.reshapeLike(one(dys), x!)],
 });
 
+// Squeeze removes size-1 axes (opset 13: axes as an input); its gradient puts them back.
+export const squeeze = defineOp<{ axes: number[] }>({
+  onnx: "Squeeze",
+  infer: ([x], { axes }) => {
+    const v = req(x, "x");
+    const norm = axes.map((a) => (a < 0 ? a + v.shape.length : a));
+    for (const a of norm)
+      if (a < 0 || a >= v.shape.length || v.shape[a] !== 1) throw new Error(`cannot squeeze axis ${a} of ${shapeToString(v.shape)}: it is not of size 1`);
+    return [{ shape: v.shape.filter((_, i) => !norm.includes(i)), dtype: v.dtype }];
+  },
+  emit: (g, [x], { axes }, [out]) => g.node("Squeeze", [x, g.ints(axes)], {}, [out]),
+  vjp: (g, dys, { inputs: [x] }) => [g.reshapeLike(one(dys), x!)],
+});
+
 /** Broadcast x to `like`'s shape. The driver's unbroadcast sums the gradient back. */
 export const expandLike = defineOp({
   onnx: "Expand",
   infer: ([x, like]) => [{ shape: req(like, "like").shape, dtype: req(x, "x").dtype }],
   emit: (g, [x, like], _a, [out]) => g.node("Expand", [x, g.shapeOf(like!)], {}, [out]),
-  vjp: (g, dys) => [one(dys)],
+  nonDifferentiableInputs: [1],
+  vjp: (g, dys) => [one(dys), undefined],
 });
 
 // d concat(xs) = the matching slices of dy
@@ -123,20 +139,34 @@ export const slice = defineOp<{ starts: number[]; ends: number[]; axes: number[]
   },
 });
 
-export const pad = defineOp<{ pads: number[] }>({
+/**
+ * Constant-mode Pad. pads: ONNX order [begin of each axis..., end of each axis...]; a negative pad crops.
+ * The gradient undoes it: the cotangent cropped where x was padded and zero-padded where x was cropped.
+ */
+export const pad = defineOp<{ pads: number[]; value: number }>({
   onnx: "Pad",
   infer: ([x], { pads }) => {
     const v = req(x, "x");
     const r = v.shape.length;
-    return [{ shape: v.shape.map((d, i) => (typeof d === "number" ? d + pads[i] + pads[r + i] : d)), dtype: v.dtype }];
+    if (pads.length !== 2 * r) throw new Error(`Pad needs ${2 * r} pads for a ${r}-D input, got ${pads.length}`);
+    const shape = v.shape.map((d, i) => {
+      if (typeof d === "number") return d + pads[i] + pads[r + i];
+      if (pads[i] !== 0 || pads[r + i] !== 0) throw new Error(`Pad cannot pad the dynamic axis ${i} (${d}) of ${shapeToString(v.shape)}`);
+      return d;
+    });
+    if (shape.some((d) => typeof d === "number" && d < 0)) throw new Error(`Pad ${shapeToString(pads)} crops more than all of ${shapeToString(v.shape)}`);
+    return [{ shape, dtype: v.dtype }];
   },
-  emit: (g, [x], { pads }, [out]) => g.node("Pad", [x, g.ints(pads)], {}, [out]),
+  // the padding value is an input only when it is not the default 0 (existing graphs keep their bytes)
+  emit: (g, [x], { pads, value }, [out]) => g.node("Pad", [x, g.ints(pads), value === 0 ? undefined : g.scalar(value, x!.dtype)], {}, [out]),
   vjp: (g, dys, { inputs: [x], attrs: { pads } }) => {
+    const dy = one(dys);
+    if (pads.some((p) => p < 0)) return [g.pad(dy, pads.map((p) => -p))];
     const r = x!.shape.length;
     const axes = [...Array(r).keys()];
     const starts = axes.map((i) => pads[i]);
     const ends = axes.map((i) => pads[i] + (x!.shape[i] as number));
-    return [g.slice(one(dys), starts, ends, axes)];
+    return [g.slice(dy, starts, ends, axes)];
   },
 });
 
