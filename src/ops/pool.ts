@@ -36,9 +36,25 @@ function pooled(x: Value, { kernel, strides, pads, dilations, ceilMode }: PoolAt
   return { shape: [n, c, ho, wo], dtype: "float32" };
 }
 
+/**
+ * ceil_mode only when it adds a window. ONNX's own shape inference at opset 17 does not drop a last window
+ * that would start in the right padding, so where that rule applies it infers one row more than the kernel
+ * computes, and a Gemm after a Flatten then fails to load. The rule only ever removes the window that ceil
+ * mode added, so there the ceil-mode windows are exactly the floor-mode ones: emitted without ceil_mode.
+ */
+function ceilAttr(x: Value, { kernel, strides, pads, dilations, ceilMode }: PoolAttrs): 1 | undefined {
+  if (!ceilMode) return undefined;
+  const d = dilations ?? [1, 1];
+  const [h, w] = x.shape.slice(2) as number[];
+  const adds = (axis: 0 | 1, size: number) =>
+    poolOutSize(size, kernel[axis], strides[axis], pads[axis], pads[axis + 2], d[axis], true) >
+    poolOutSize(size, kernel[axis], strides[axis], pads[axis], pads[axis + 2], d[axis], false);
+  return adds(0, h) || adds(1, w) ? 1 : undefined;
+}
+
 // ceil_mode and dilations only when they differ from the defaults, so that existing graphs keep their bytes
-const poolAttrs = ({ kernel, strides, pads, dilations, ceilMode }: PoolAttrs) => ({
-  ceil_mode: ceilMode ? 1 : undefined,
+const poolAttrs = (x: Value, { kernel, strides, pads, dilations, ceilMode }: PoolAttrs) => ({
+  ceil_mode: ceilAttr(x, { kernel, strides, pads, dilations, ceilMode }),
   dilations: dilations && dilations.some((d) => d !== 1) ? dilations : undefined,
   kernel_shape: kernel,
   strides,
@@ -58,7 +74,7 @@ export const maxPool = defineOp<PoolAttrs & { indices: boolean }>({
     const y = pooled(req(x, "x"), a, "MaxPool");
     return a.indices ? [y, { shape: y.shape, dtype: "int64" }] : [y];
   },
-  attrs: poolAttrs,
+  emit: (g, [x], a, outs) => g.node("MaxPool", [x], poolAttrs(x!, a), outs),
   // d maxpool(x) = dy routed to the argmax of each window (summed where windows overlap)
   vjp: (g, dys, { inputs: [x], outputs: [, indices], attrs }) => {
     if (!indices) throw new Error("internal error: MaxPool gradient needs the Indices output");
@@ -77,7 +93,7 @@ export const maxUnpool = defineOp<PoolAttrs>({
   infer: ([, , like]) => [{ shape: req(like, "like").shape, dtype: "float32" }],
   // MaxUnpool has no ceil_mode or dilations: with output_shape given, kernel/strides/pads only check its size
   emit: (g, [dy, indices, like], { kernel, strides, pads }, [out]) =>
-    g.node("MaxUnpool", [dy, indices, g.shape(like!)], poolAttrs({ kernel, strides, pads }), [out]),
+    g.node("MaxUnpool", [dy, indices, g.shape(like!)], poolAttrs(like!, { kernel, strides, pads }), [out]),
   vjp: "none",
 });
 
@@ -110,7 +126,7 @@ export type AveragePoolAttrs = Omit<PoolAttrs, "dilations"> & {
 export const averagePool = defineOp<AveragePoolAttrs>({
   onnx: "AveragePool",
   infer: ([x], a) => [pooled(req(x, "x"), a, "AveragePool")],
-  attrs: (a) => ({ ...poolAttrs(a), count_include_pad: a.countIncludePad === false ? 0 : 1 }),
+  emit: (g, [x], a, outs) => g.node("AveragePool", [x], { ...poolAttrs(x!, a), count_include_pad: a.countIncludePad === false ? 0 : 1 }, outs),
   vjp: (g, dys, { inputs: [x], attrs }) => {
     const { kernel, strides, pads, ceilMode, countIncludePad } = attrs;
     const dy = one(dys);

@@ -62,7 +62,7 @@ export async function gradCheck(inputs: InputSpec[], build: (g: G, xs: Value[]) 
   bwd.record();
   bx.forEach((x, i) => diff[i] && bwd.watch(x));
   const by = build(bwd, bx);
-  const u = bwd.input("u", by.shape.map((d, i) => (typeof d === "number" ? d : `u${i}`)), "float32");
+  const u = bwd.input("u", by.shape, "float32"); // symbolic dims keep y's names: the cotangent has y's shape
   const grads = gradients(bwd, by, bx.filter((_, i) => diff[i]), u);
   bx.forEach((x, i) => diff[i] && bwd.output(grads.get(x.name)!, `dx${i}`));
   const [fs, bs] = await Promise.all([ort.InferenceSession.create(encodeModel(fwd.toModel())), ort.InferenceSession.create(encodeModel(bwd.toModel()))]);
