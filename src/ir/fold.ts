@@ -47,6 +47,20 @@ function known(dtype: ElemType, dims: number[], data: ArrayLike<Sym>): Known {
   return { dtype, dims, data };
 }
 
+/**
+ * Float attributes (and float tensors turned into attributes) are float32 in ONNX: PyTorch's momentum 0.1 arrives as 0.8999999761581421. The shortest
+ * decimal that rounds to the same float32 (0.9) is what the exporter meant, and keeps the arithmetic done in
+ * float64 from those attributes (1 - momentum) exactly PyTorch's.
+ */
+export function shortestFloat32(f: number): number {
+  if (!Number.isFinite(f)) return f;
+  for (let digits = 1; digits <= 9; digits++) {
+    const d = Number(f.toPrecision(digits));
+    if (Math.fround(d) === Math.fround(f)) return d;
+  }
+  return f;
+}
+
 // ---- arithmetic on numbers and N, rounded to the element type -------------------------------------------------
 
 function round(dtype: ElemType, v: number): number {

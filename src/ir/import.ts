@@ -12,7 +12,7 @@ import { decodeModel, toNumber, type AttributeMsg, type NodeMsg, type TensorMsg,
 import { shapeToString, type Dim, type DType } from "../graph/value.ts";
 import type { TypedData } from "../onnx/tensor.ts";
 import { IR_OPS, ModelError, type ImportOptions, type IrConstant, type IrNode, type IrOp, type ModelIR, type OutputKind, type TensorSpec } from "./ir.ts";
-import { FLOAT_TYPES, FOLD, FoldError, type ElemType, type Known, type Sym } from "./fold.ts";
+import { FLOAT_TYPES, FOLD, FoldError, shortestFloat32, type ElemType, type Known, type Sym } from "./fold.ts";
 import { NORMALIZE, type Shape } from "./normalize.ts";
 
 export interface ImportOnnxOptions extends ImportOptions {
@@ -95,19 +95,6 @@ function tensorOf(t: TensorMsg, what: string, readExternal?: (location: string) 
 
 type AttrValue = number | number[] | string | Known;
 
-/**
- * Float attributes are float32 in ONNX: PyTorch's momentum 0.1 arrives as 0.8999999761581421. The shortest
- * decimal that rounds to the same float32 (0.9) is what the exporter meant, and keeps the arithmetic done in
- * float64 from those attributes (1 - momentum) exactly PyTorch's.
- */
-function shortestFloat32(f: number): number {
-  if (!Number.isFinite(f)) return f;
-  for (let digits = 1; digits <= 9; digits++) {
-    const d = Number(f.toPrecision(digits));
-    if (Math.fround(d) === Math.fround(f)) return d;
-  }
-  return f;
-}
 
 function attrsOf(node: NodeMsg, what: string): Record<string, AttrValue> {
   const out: Record<string, AttrValue> = {};
@@ -312,7 +299,7 @@ export function importOnnx(bytes: Uint8Array, options: ImportOnnxOptions = {}): 
   const floatInits: string[] = [];
   for (const t of graph.initializer) {
     const name = t.name ?? "";
-    const k = tensorOf(t, `initializer ${name}`, options.readExternal);
+    const k = tensorOf(t, `${src}: initializer ${name}`, options.readExternal);
     info.set(name, { kind: "known", k, initializer: true });
     if (k.dtype === "float32") floatInits.push(name);
   }
@@ -328,7 +315,7 @@ export function importOnnx(bytes: Uint8Array, options: ImportOnnxOptions = {}): 
   info.set(inputName, { kind: "dyn", dtype: "float32", shape: inputShape });
 
   const nodes = nameNodes(graph.node);
-  nodes.forEach((n, i) => (n.attrs = attrsOf(graph.node[i], `node ${n.name} (${n.op})`)));
+  nodes.forEach((n, i) => (n.attrs = attrsOf(graph.node[i], `${src}: node ${n.name} (${n.op})`)));
 
   // Every op type that neither the IR nor the folder knows, listed at once.
   const unsupported = new Map<string, string[]>();

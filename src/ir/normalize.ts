@@ -6,7 +6,7 @@
  */
 import { broadcastShapes, shapeToString, type Dim } from "../graph/value.ts";
 import type { IrAttr, IrOp } from "./ir.ts";
-import { numbersOf, unsqueezeDims, type Known } from "./fold.ts";
+import { numbersOf, shortestFloat32, unsqueezeDims, type Known } from "./fold.ts";
 
 export type Shape = Dim[];
 
@@ -59,7 +59,7 @@ function constInput(c: NormCtx, i: number, what: string): number[] | undefined {
   const k = c.value(i);
   if (!k) c.fail(`${what} must be a constant (it is computed from the input at run time)`);
   try {
-    return numbersOf(k, what);
+    return k.dtype === "float32" ? numbersOf(k, what).map(shortestFloat32) : numbersOf(k, what);
   } catch (e) {
     return c.fail((e as Error).message);
   }
