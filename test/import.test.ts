@@ -4,12 +4,16 @@
  * fixed-batch export becomes batch-dynamic; every opset gives the same IR. Hand-built models check the
  * normalisation of old op forms and that bad models fail with one clear line naming what is wrong.
  */
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { importOnnx } from "../src/ir/import.ts";
 import { ModelError, type ModelIR } from "../src/ir/ir.ts";
 import { AttrType, encodeModel, type AttributeMsg, type TensorMsg } from "../src/onnx/proto.ts";
 import { makeTensor } from "../src/onnx/tensor.ts";
-import { importModels, type ImportModel } from "./helpers/import-models.ts";
+import { importOnnxFile } from "../src/node/onnx-file.ts";
+import { importModelDir, importModels, type ImportModel } from "./helpers/import-models.ts";
 
 let models: ImportModel[];
 beforeAll(async () => {
@@ -110,6 +114,26 @@ describe("PyTorch exports of MyCNN", () => {
     const frozen = load(f, { frozen: ["conv.0.*", "conv.?.bias"] });
     expect(frozen.params.map((p) => p.name)).toEqual(["conv.1.weight", "conv.4.weight", "conv.5.weight", "conv.8.weight", "conv.9.weight", "lin.weight", "lin.bias"]);
     expect(() => load(f, { frozen: ["conv.0.wieght"] })).toThrow(/--frozen 'conv.0.wieght' matches no initializer of the model \(its float initializers: conv.0.weight, conv.0.bias/);
+  });
+});
+
+describe("a model with its weights in an external-data file", () => {
+  it("reads them from beside the model; a missing file is named", async () => {
+    const dir = await importModelDir();
+    const external = importOnnxFile(join(dir, "external", "mycnn.onnx"));
+    const embedded = load("mycnn_eval_op17_dynamic.onnx");
+    expect(external.params.map((p) => [p.name, p.shape])).toEqual(embedded.params.map((p) => [p.name, p.shape]));
+    external.params.forEach((p, i) => expect(p.init, p.name).toEqual(embedded.params[i].init));
+    expect(external.nodes).toEqual(embedded.nodes);
+
+    const alone = mkdtempSync(join(tmpdir(), "import-external-"));
+    try {
+      copyFileSync(join(dir, "external", "mycnn.onnx"), join(alone, "mycnn.onnx"));
+      expect(() => importOnnxFile(join(alone, "mycnn.onnx"))).toThrow(`${join(alone, "mycnn.onnx")}: initializer lin.weight: external data file 'mycnn.weights' not found (it must sit beside the model file)`);
+    } finally {
+      rmSync(alone, { recursive: true, force: true });
+    }
+    expect(() => importOnnxFile(join(dir, "no-such.onnx"))).toThrow(/no-such\.onnx: no such file \(an ONNX model\)/);
   });
 });
 

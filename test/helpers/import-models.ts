@@ -30,10 +30,16 @@ export interface ImportModel {
   ref(): Map<string, NamedTensor>;
 }
 
-/** Every test model (generating them first if the cache has none for this generator). */
-export async function importModels(): Promise<ImportModel[]> {
+/** The directory of generated models (generating them first if the cache has none for this generator). */
+export async function importModelDir(): Promise<string> {
   const dir = join(CACHE, contentHash(ROOT, [GENERATOR, "bench/torch_ref.py"]));
   if (!existsSync(join(dir, "models.json"))) await generate(dir);
+  return dir;
+}
+
+/** Every test model. */
+export async function importModels(): Promise<ImportModel[]> {
+  const dir = await importModelDir();
   const index = JSON.parse(readFileSync(join(dir, "models.json"), "utf8")) as (Omit<ImportModel, "path" | "bytes" | "ref"> & { ref: string })[];
   return index.map((m) => ({
     ...m,
