@@ -8,7 +8,7 @@
  * nodes in the IR's normalised form (normalize.ts). Then the initializers the IR nodes read are sorted into
  * trainable parameters, BatchNorm buffers and constants.
  */
-import { decodeModel, toNumber, type AttributeMsg, type NodeMsg, type TensorMsg, type ValueInfoMsg } from "../onnx/proto.ts";
+import { decodeModel, encodeModel, toNumber, type AttributeMsg, type ModelMsg, type NodeMsg, type TensorMsg, type ValueInfoMsg } from "../onnx/proto.ts";
 import { shapeToString, type Dim, type DType } from "../graph/value.ts";
 import type { TypedData } from "../onnx/tensor.ts";
 import { IR_OPS, ModelError, type ImportOptions, type IrConstant, type IrNode, type IrOp, type ModelIR, type OutputKind, type TensorSpec } from "./ir.ts";
@@ -60,6 +60,10 @@ function tensorOf(t: TensorMsg, what: string, readExternal?: (location: string) 
     const length = entry("length") !== undefined ? Number(entry("length")) : file.length - offset;
     if (offset + length > file.length) throw new ModelError(`${what}: external data file '${location}' is too short (${file.length} bytes, needs ${offset + length})`);
     raw = file.subarray(offset, offset + length);
+    // Keep the data in the message too (see selfContained).
+    t.raw_data = raw;
+    t.data_location = 0;
+    t.external_data = [];
   }
   const width = { float32: 4, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1, float16: 2 }[dtype];
   let data: ArrayLike<Sym>;
@@ -297,6 +301,7 @@ export function importOnnx(bytes: Uint8Array, options: ImportOnnxOptions = {}): 
   // Initializers (IR < 4 also lists them as graph inputs: those are not inputs).
   const info = new Map<string, Info>();
   const floatInits: string[] = [];
+  const external = graph.initializer.some((t) => t.data_location === 1);
   for (const t of graph.initializer) {
     const name = t.name ?? "";
     const k = tensorOf(t, `${src}: initializer ${name}`, options.readExternal);
@@ -511,13 +516,25 @@ export function importOnnx(bytes: Uint8Array, options: ImportOnnxOptions = {}): 
     params,
     buffers,
     constants,
-    source: { kind: "onnx", options: { ...(options.requiresGrad ? { requiresGrad: options.requiresGrad } : {}), ...(options.frozen ? { frozen: options.frozen } : {}) } },
+    pixels: options.pixels,
+    source: { kind: "onnx", options: importOptions(options), bytes: external ? selfContained(model) : bytes },
   };
 }
 
 function softmaxAxis(n: Node, rank: number): number {
   const a = typeof n.attrs.axis === "number" ? n.attrs.axis : 1;
   return a < 0 ? a + rank : a;
+}
+
+/** The choices a checkpoint keeps to re-import the model identically (not the file name or reader). */
+function importOptions(o: ImportOnnxOptions): ImportOptions {
+  const { source: _s, readExternal: _r, ...rest } = o;
+  return Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+}
+
+/** The model with external data read into it, so its bytes alone describe it (a checkpoint stores them). */
+function selfContained(model: ModelMsg): Uint8Array {
+  return encodeModel(model);
 }
 
 function chooseOutput(names: string[], src: string): string {

@@ -9,7 +9,8 @@
  */
 import type * as OrtCommon from "onnxruntime-common";
 import { io, buildInferenceModel, buildProgram, toIR, type Program } from "../program/program.ts";
-import { ModelError, type ModelIR } from "../ir/ir.ts";
+import type { ModelIR } from "../ir/ir.ts";
+import { importOnnx } from "../ir/import.ts";
 import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
 import { Rng, type RngState } from "../random.ts";
 import type { RunConfig } from "./config.ts";
@@ -261,7 +262,7 @@ export function checkpointData(
 export function modelOfCheckpoint(ck: CheckpointData): ModelIR {
   const m = ck.header.model;
   if (m.kind === "spec") return toIR(m.spec);
-  throw new ModelError("imported models are not supported yet");
+  return importOnnx(ck.modelBytes!, { ...m.options, source: "the checkpoint's model" });
 }
 
 /** The training state stored in a checkpoint, checked against the program's layout. */
