@@ -174,6 +174,7 @@ describe("one Adam step from the exported weights equals PyTorch's", () => {
     await trainer.release();
     const exceptions = biasesBeforeBatchNorm(ir);
     let compared = 0;
+    let noisy = 0;
     for (const [list, flat] of [
       [program.plan.params, state.params],
       [program.plan.buffers, state.buffers],
@@ -182,13 +183,26 @@ describe("one Adam step from the exported weights equals PyTorch's", () => {
         const mine = flat.subarray(t.offset, t.offset + t.size);
         const theirs = ref.get(`after.${t.name}`)?.data;
         expect(theirs, `PyTorch's reference lacks ${t.name}`).toBeDefined();
-        const msg = `${file} ${t.name}: relative error ${relNorm(mine, theirs!)}, max abs ${maxAbs(mine, theirs!)}`;
+        // Adam's first step is lr * g / (|g| + eps): about +-lr whatever |g| is. Where PyTorch's gradient is
+        // below 1e-4 of the tensor's RMS (a sum that cancelled to float noise, ~1e-7), the sign and size of
+        // that step are noise in both frameworks; those elements only have to stay within a step of lr.
+        const g = ref.get(`grad.${t.name}`)?.data;
+        const rms = g ? Math.sqrt(g.reduce((a, v) => a + v * v, 0) / g.length) : 0;
+        const keep = (i: number) => !g || Math.abs(g[i]) >= 1e-4 * rms;
+        const a = mine.filter((_, i) => keep(i));
+        const b = theirs!.filter((_, i) => keep(i));
+        const dropped = mine.length - a.length;
+        noisy += dropped;
+        if (dropped) expect(maxAbs(mine, theirs!), `${t.name}: noise-dominated elements move by at most 2 lr`).toBeLessThanOrEqual(2e-3);
+        const msg = `${file} ${t.name}: relative error ${relNorm(a, b)}, max abs ${maxAbs(a, b)} (${dropped} noise-dominated elements left out)`;
         // Adam turns PyTorch's ~1e-9 gradient noise on such a bias into a step of up to ~3 lr (README).
         if (exceptions.has(t.name)) expect(maxAbs(mine, theirs!), msg).toBeLessThanOrEqual(4e-3);
-        else expect(relNorm(mine, theirs!), msg).toBeLessThan(2e-5);
+        else expect(relNorm(a, b), msg).toBeLessThan(2e-5);
         compared++;
       }
     }
+    // Few elements are noise-dominated: the comparison above covers nearly everything.
+    expect(noisy, "noise-dominated elements").toBeLessThan(1e-4 * program.plan.paramCount + 10);
     expect(compared).toBe([...ref.keys()].filter((k) => k.startsWith("after.")).length);
   });
 });
