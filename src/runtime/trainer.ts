@@ -262,7 +262,8 @@ export function checkpointData(
 export function modelOfCheckpoint(ck: CheckpointData): ModelIR {
   const m = ck.header.model;
   if (m.kind === "spec") return toIR(m.spec);
-  return importOnnx(ck.modelBytes!, { ...m.options, source: "the checkpoint's model" });
+  // Named after the file it was imported from (the run's `model`), as when it was first imported.
+  return importOnnx(ck.modelBytes!, { ...m.options, source: ck.header.config.model ?? "imported" });
 }
 
 /** The training state stored in a checkpoint, checked against the program's layout. */
