@@ -7,6 +7,9 @@ import { decodeModel } from "../src/onnx/proto.ts";
 
 interface Args {
   model: string;
+  from?: string;
+  requiresGrad?: string[];
+  frozen?: string[];
   optimizer: string;
   lr?: number;
   weightDecay?: number;
@@ -23,7 +26,8 @@ const command: CommandModule<object, Args> = {
     y
       .options(modelOptions)
       .option("out", { type: "string", demandOption: true, describe: "output directory", requiresArg: true })
-      .example("$0 build-graph --model mycnn --optimizer adam --lr 1e-3 --seed 0 --out graphs/", "") as any,
+      .example("$0 build-graph --model mycnn --optimizer adam --lr 1e-3 --seed 0 --out graphs/", "")
+      .example("$0 build-graph --from model.onnx --frozen 'conv.*' --out graphs/", "an exported PyTorch model, its conv layers frozen") as any,
   handler: (a) => {
     checkModelOptions(a);
     const built = buildArtifacts({ ...a, optimizer: a.optimizer as OptimizerName });

@@ -5,6 +5,9 @@ import { UserError } from "../src/node/files.ts";
 
 export const modelOptions = {
   model: { type: "string", default: "mycnn", describe: "built-in model (mycnn, lenet5) or a spec .json file", requiresArg: true },
+  from: { type: "string", describe: "an ONNX image classifier to train instead (e.g. exported by torch.onnx.export)", requiresArg: true },
+  "requires-grad": { type: "array", string: true, describe: "with --from: only initializers matching these globs train (default: every weight and bias)" },
+  frozen: { type: "array", string: true, describe: "with --from: initializers matching these globs stay fixed" },
   optimizer: { type: "string", choices: optimizerNames as unknown as string[], default: "adam", describe: "optimizer (PyTorch semantics)" },
   lr: { type: "number", describe: "learning rate [default: 1e-3 for adam/adamw, 1e-2 for sgd]", requiresArg: true },
   "weight-decay": { type: "number", describe: "weight decay (L2 for adam/sgd, decoupled for adamw) [default: 0; adamw 1e-2]", requiresArg: true },
@@ -28,7 +31,8 @@ export function checkPort(port: number | undefined): void {
   checkNumber("port", port, { integer: true, min: 0, max: 65535 });
 }
 
-export function checkModelOptions(a: { lr?: number; weightDecay?: number; momentum?: number; seed: number }): void {
+export function checkModelOptions(a: { lr?: number; weightDecay?: number; momentum?: number; seed: number; from?: string; requiresGrad?: string[]; frozen?: string[] }): void {
+  if (!a.from && (a.requiresGrad?.length || a.frozen?.length)) throw new UserError("--requires-grad and --frozen choose what trains in an imported model: use them with --from model.onnx");
   checkNumber("lr", a.lr, { positive: true });
   checkNumber("weight-decay", a.weightDecay, { min: 0 });
   checkNumber("momentum", a.momentum, { min: 0 });

@@ -5,7 +5,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { builtinModels, builtinSpec, SpecError, validateSpec, type ModelSpec } from "../nn/spec.ts";
-import { buildInferenceModel, buildProgram, initialValues, planModel, type Program } from "../program/program.ts";
+import { buildInferenceModel, buildProgram, initialValues, planModel, type ModelInput, type Program } from "../program/program.ts";
+import { importOnnxFile } from "./onnx-file.ts";
 import { optimizerConfig, optimizerState, type OptimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointData } from "../runtime/checkpoint.ts";
 import { checkpointData, modelOfCheckpoint, stateFromCheckpoint, Trainer, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
@@ -33,8 +34,23 @@ export function resolveModelSpec(arg: string): ModelSpec {
   return spec;
 }
 
-export interface BuildOptions {
+/** What trains: a built-in model or spec file (`--model`), or an ONNX file to import (`--from`). */
+export interface ModelChoice {
   model: string;
+  from?: string;
+  requiresGrad?: string[];
+  frozen?: string[];
+}
+
+/** The model a command trains; an imported one is shape-checked here, before anything is written. */
+export function resolveModel(o: ModelChoice): ModelInput {
+  if (!o.from) return resolveModelSpec(o.model);
+  const ir = importOnnxFile(o.from, { requiresGrad: o.requiresGrad, frozen: o.frozen });
+  planModel(ir);
+  return ir;
+}
+
+export interface BuildOptions extends ModelChoice {
   optimizer: OptimizerName;
   lr?: number;
   weightDecay?: number;
@@ -52,12 +68,11 @@ export interface Built {
 
 /** Everything build-graph writes, computed in memory first (so a bad input writes nothing). */
 export function buildArtifacts(o: BuildOptions): Built {
-  const spec = resolveModelSpec(o.model);
   const opt = optimizerConfig(o.optimizer, o);
-  const program = buildProgram(spec, opt);
+  const program = buildProgram(resolveModel(o), opt);
   const init = initialValues(program.plan, o.seed);
   const state = Trainer.freshState(program, init.params, init.buffers);
-  const config = { model: o.model, optimizer: o.optimizer, lr: opt.lr, seed: o.seed };
+  const config = { model: o.from ?? o.model, optimizer: o.optimizer, lr: opt.lr, seed: o.seed };
   const files = {
     "train_step.onnx": program.trainStep,
     "eval_step.onnx": program.evalStep,

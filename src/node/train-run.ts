@@ -14,13 +14,17 @@ import { fit, startPosition, type EpochInfo, type FitStatus, type Position, type
 import { epochRecord, runRecord, stepRecord, type MetricsRecord } from "../runtime/records.ts";
 import { loadMnist } from "../data/node.ts";
 import { checkLabels } from "../data/dataset.ts";
-import { loadGraphDir, readCheckpointFile, resolveModelSpec } from "./artifacts.ts";
+import { loadGraphDir, readCheckpointFile, resolveModel } from "./artifacts.ts";
 import { defaultRunPath, RunDir } from "./run-dir.ts";
 import { UserError } from "./files.ts";
 import { parseRunConfig, type RunConfig } from "../runtime/config.ts";
 
 export interface TrainOptions {
   model: string;
+  /** An ONNX file to import and train instead of `model`, with what trains in it. */
+  from?: string;
+  requiresGrad?: string[];
+  frozen?: string[];
   epochs?: number;
   batchSize: number;
   optimizer: OptimizerName;
@@ -64,6 +68,7 @@ export const stopSignal = { requested: false };
 
 export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainOutcome> {
   if (o.resume && o.graph) throw new UserError("--resume and --graph do not go together: a resumed run continues with its own graph");
+  if (o.from && (o.resume || o.graph)) throw new UserError(`--from does not go with --${o.resume ? "resume" : "graph"}: ${o.resume ? "a resumed run continues with its own model" : "the graphs already hold their model"}`);
   let program: TrainingProgram;
   let state: TrainingState;
   let position: Position;
@@ -83,7 +88,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     position = { epoch: ck.header.epoch, stepInEpoch: ck.header.stepInEpoch, epochRng: ck.header.epochRng, epochStats: ck.header.epochStats ?? { lossSum: 0, correct: 0, seen: 0 } };
   } else {
     config = {
-      model: o.model,
+      model: o.from ? resolve(o.from) : o.model,
       epochs: o.epochs ?? 3,
       batch_size: o.batchSize,
       optimizer: o.optimizer,
@@ -106,8 +111,7 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
       config.model = loaded.program.plan.name;
       config.optimizer = loaded.program.optimizer.type;
     } else {
-      const spec = resolveModelSpec(o.model);
-      program = buildProgram(spec, optimizerConfig(o.optimizer, o));
+      program = buildProgram(resolveModel(o), optimizerConfig(o.optimizer, o));
       const init = initialValues(program.plan, o.seed);
       state = Trainer.freshState(program, init.params, init.buffers);
     }

@@ -25,6 +25,9 @@ export interface TensorMsg {
   int64_data?: (number | Long)[];
   int32_data?: number[];
   double_data?: number[];
+  /** location, offset, length of data stored in a file beside the model (data_location EXTERNAL = 1). */
+  external_data?: { key: string; value: string }[];
+  data_location?: number;
 }
 export interface AttributeMsg {
   name: string;

@@ -9,7 +9,8 @@
  */
 import type * as OrtCommon from "onnxruntime-common";
 import { io, buildInferenceModel, buildProgram, toIR, type Program } from "../program/program.ts";
-import { ModelError, type ModelIR } from "../ir/ir.ts";
+import type { ModelIR } from "../ir/ir.ts";
+import { importOnnx } from "../ir/import.ts";
 import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
 import { Rng, type RngState } from "../random.ts";
 import type { RunConfig } from "./config.ts";
@@ -261,7 +262,8 @@ export function checkpointData(
 export function modelOfCheckpoint(ck: CheckpointData): ModelIR {
   const m = ck.header.model;
   if (m.kind === "spec") return toIR(m.spec);
-  throw new ModelError("imported models are not supported yet");
+  // Named after the file it was imported from (the run's `model`), as when it was first imported.
+  return importOnnx(ck.modelBytes!, { ...m.options, source: ck.header.config.model ?? "imported" });
 }
 
 /** The training state stored in a checkpoint, checked against the program's layout. */
