@@ -81,7 +81,7 @@ export class RunDir {
   static open(path: string): RunDir {
     const kind = pathKind(path);
     if (kind !== "dir")
-      throw new UserError(`${path}: ${kind === "file" ? "is a file, not a run directory" : "no such directory"}; --resume takes a run directory written by onnx-mnist train`);
+      throw new UserError(`${path}: no checkpoint to resume from (${kind === "file" ? "it is a file" : "no such directory"}); --resume takes a run directory written by onnx-mnist train`);
     const run = new RunDir(path);
     run.lock();
     removeStaleTemps(path);

@@ -69,7 +69,7 @@ export const stopSignal = { requested: false };
 
 export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainOutcome> {
   if (o.resume && o.graph) throw new UserError("--resume and --graph do not go together: a resumed run continues with its own graph");
-  if (o.resume && (o.out || o.overwrite)) throw new UserError("--resume continues a run in its own directory: leave out --out and --overwrite");
+  if (o.resume && o.overwrite) throw new UserError("--resume continues a run where it stopped; --overwrite starts a new one: give one of them");
   // The run directory is held (locked) from here to the end; a full disk is reported with the last good checkpoint.
   const held: { run?: RunDir; savedStep?: number } = {};
   try {
