@@ -100,11 +100,15 @@ export class RunDir {
         const fd = openSync(path, "wx");
         try {
           writeSync(fd, `${process.pid}\n`);
+        } catch (e) {
+          rmSync(path, { force: true }); // an empty lock would hold nothing but confusion
+          throw fileError(e, path, "creating");
         } finally {
           closeSync(fd);
         }
         this.locked = true;
       } catch (e) {
+        if (e instanceof FileError) throw e;
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw fileError(e, path, "creating");
         let pid = NaN;
         try {

@@ -76,7 +76,10 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     return await trainHeld(o, hooks, held);
   } catch (e) {
     if (e instanceof FileError && (e.code === "ENOSPC" || e.code === "EDQUOT"))
-      throw new UserError(`${e.message}; ` + (held.savedStep === undefined ? "no checkpoint was saved" : `the last checkpoint is step ${held.savedStep} (${held.run!.file("checkpoint")})`));
+      throw new UserError(
+        e.message +
+          (held.savedStep !== undefined ? `; the last checkpoint is step ${held.savedStep} (${held.run!.file("checkpoint")})` : o.resume ? "; the run is as it was" : "; no checkpoint was saved"),
+      );
     throw e;
   } finally {
     held.run?.unlock();
