@@ -48,16 +48,20 @@ export function makeDirs(path: string): void {
     missing.unshift(p);
     if (p === dirname(p)) break;
   }
-  for (const p of missing) {
-    try {
-      mkdirSync(p);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "EEXIST" && pathKind(p) === "dir") continue;
-      // ENOENT under an existing parent: a pseudo file system (/proc, /sys) that holds no directories of ours
-      if (code === "ENOENT" || code === "EPERM") throw new FileError(p, code, `${p}: cannot create a directory in ${dirname(p)} (the file system there does not allow it; choose another place)`);
-      throw fileError(e, p, "creating");
-    }
+  for (const p of missing) if (!makeDir(p) && pathKind(p) !== "dir") throw new FileError(p, "EEXIST", `${p}: is a file, not a directory`);
+}
+
+/** Creates the one directory `path` (its parent exists); false if something is there already. */
+export function makeDir(path: string): boolean {
+  try {
+    mkdirSync(path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return false;
+    // ENOENT under an existing parent: a pseudo file system (/proc, /sys) that holds no directories of ours
+    if (code === "ENOENT" || code === "EPERM") throw new FileError(path, code, `${path}: cannot create a directory in ${dirname(path)} (the file system there does not allow it; choose another place)`);
+    throw fileError(e, path, "creating");
   }
 }
 

@@ -7,9 +7,9 @@
  * unless told to overwrite), and a running trainer holds `.lock` (its PID, created exclusively) so that a
  * second `train` on the same directory is refused rather than interleaved with it.
  */
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { appendWhole, FileError, fileError, makeDirs, pathKind, processAlive, removeStaleTemps, UserError, writeFileAtomic } from "./files.ts";
+import { appendWhole, FileError, fileError, makeDir, makeDirs, pathKind, processAlive, removeStaleTemps, UserError, writeFileAtomic } from "./files.ts";
 
 const LOCK = ".lock";
 
@@ -31,12 +31,7 @@ export class RunDir {
     if (kind === "dangling") makeDirs(path); // says which link points nowhere
     if (kind === "none") {
       makeDirs(dirname(path));
-      try {
-        mkdirSync(path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw fileError(e, path, "creating");
-        // made by someone else in between: it is theirs unless it is empty, which the checks below decide
-      }
+      makeDir(path); // if someone made it in between, it is theirs unless empty: the checks below decide
     }
     const run = new RunDir(path);
     run.lock();
@@ -65,12 +60,7 @@ export class RunDir {
     makeDirs(root);
     for (let i = 1; ; i++) {
       const path = join(root, i === 1 ? stamp : `${stamp}-${i}`);
-      try {
-        mkdirSync(path); // not recursive: exactly one of two runs started in the same second gets each name
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
-        throw fileError(e, path, "creating");
-      }
+      if (!makeDir(path)) continue; // not recursive: exactly one of two runs started in the same second gets each name
       const run = new RunDir(path);
       run.lock();
       return run;

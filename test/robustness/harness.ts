@@ -58,7 +58,8 @@ export function copyRun(base: string, to: string): string {
 }
 
 export function makeBase(dir: string, epochs = 1, extra: string[] = []): string {
-  const r = cli(["train", ...SMALL, "--epochs", String(epochs), "--out", dir, ...extra]);
+  const small = SMALL.filter((f, i) => !extra.includes(f) && !extra.includes(SMALL[i - 1])); // extra's flags win
+  const r = cli(["train", ...small, "--epochs", String(epochs), "--out", dir, ...extra]);
   expect(r.code, r.err).toBe(0);
   return dir;
 }
