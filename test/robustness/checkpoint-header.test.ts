@@ -96,17 +96,19 @@ describe("decodeCheckpoint validates the header before using it", () => {
 
 describe("train --resume with a malformed header", () => {
   let dir = "";
+  let saved = new Uint8Array();
   beforeAll(() => {
     dir = makeBase(join(root, "run"));
+    saved = new Uint8Array(readFileSync(join(dir, "checkpoint")));
   });
   it("without config: one line, and config.json (and everything else) stays as it was", () => {
-    writeFileSync(join(dir, "checkpoint"), craft((h) => delete h.config, new Uint8Array(readFileSync(join(dir, "checkpoint")))));
+    writeFileSync(join(dir, "checkpoint"), craft((h) => delete h.config, saved));
     const before = hashTree(dir);
     expectOneLineError(cli(["train", "--resume", dir, "--epochs", "2"]), /malformed checkpoint header: "config" must be an object/);
     expect(hashTree(dir)).toEqual(before);
   });
   it("with a negative offset: one line", () => {
-    writeFileSync(join(dir, "checkpoint"), craft((h) => (h.tensors[0].offset = -64), new Uint8Array(readFileSync(join(dir, "checkpoint")))));
+    writeFileSync(join(dir, "checkpoint"), craft((h) => (h.tensors[0].offset = -64), saved));
     expectOneLineError(cli(["train", "--resume", dir, "--epochs", "2"]), /has offset -64/);
   });
 });
