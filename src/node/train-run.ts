@@ -11,7 +11,7 @@ import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
 import { lrAt, type LrSchedule } from "../optim/schedule.ts";
 import { Trainer, modelOfCheckpoint, stateFromCheckpoint, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { fit, startPosition, type EpochInfo, type FitStatus, type Position, type StepInfo } from "../runtime/fit.ts";
-import { epochRecord, runRecord, stepRecord, type MetricsRecord, type RunRecord } from "../runtime/records.ts";
+import { checkpointRecord, epochRecord, runRecord, stepRecord, type MetricsRecord, type RunRecord } from "../runtime/records.ts";
 import { checkLimits } from "../runtime/limits.ts";
 import type { CheckpointData } from "../runtime/checkpoint.ts";
 import type { ModelPlan } from "../ir/plan.ts";
@@ -173,8 +173,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
     run.write("checkpoint", trainer.saveCheckpoint({ ...pos, config }));
     held.savedStep = trainer.step;
     run.write("model.onnx", trainer.exportModelForInferencing({ "onnx_mnist.step": String(trainer.step), "onnx_mnist.epoch": String(pos.epoch) }));
-    // Not a dashboard record: what a later --resume checks a checkpoint against (steps never go backwards).
-    run.record({ type: "checkpoint", step: trainer.step, epoch: pos.epoch, stepInEpoch: pos.stepInEpoch });
+    run.record(checkpointRecord(trainer.step, pos)); // what a later --resume holds a checkpoint against
     run.flush();
   };
   run.write("config.json", JSON.stringify(config, null, 2) + "\n");
