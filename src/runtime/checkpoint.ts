@@ -165,7 +165,8 @@ function checkHeader(h: unknown, dataBytes: number, fail: (why: string) => never
     fail(`"epochRng" must be four unsigned 32-bit integers`);
   if (h.epochStats !== undefined) {
     const st = h.epochStats;
-    if (!isObject(st) || typeof st.lossSum !== "number" || !count(st.correct) || !count(st.seen))
+    // lossSum may be null: JSON's spelling of a NaN or infinite sum
+    if (!isObject(st) || (typeof st.lossSum !== "number" && st.lossSum !== null) || !count(st.correct) || !count(st.seen))
       fail(`"epochStats" must be {lossSum: number, correct: integer, seen: integer}`);
   }
   if (!isObject(h.config)) fail(`"config" must be an object (the run's training configuration)`);
