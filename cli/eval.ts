@@ -2,7 +2,7 @@ import type { CommandModule } from "yargs";
 import { loadMnist } from "../src/data/node.ts";
 import { evaluate } from "../src/runtime/fit.ts";
 import { openModel, sessionPredictor } from "../src/node/model-file.ts";
-import { checkNumber } from "./options.ts";
+import { checkNumber, checkThreads } from "./options.ts";
 
 interface Args {
   model: string;
@@ -27,7 +27,7 @@ const command: CommandModule<object, Args> = {
       .example("$0 eval --model runs/latest/model.onnx", "") as any,
   handler: async (a) => {
     checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
-    checkNumber("threads", a.threads, { integer: true, min: 1 });
+    checkThreads(a.threads);
     checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
     const session = await openModel(a.model, a.threads);
     const data = loadMnist(a.data, { trainLimit: 1, testLimit: a.testLimit });

@@ -39,7 +39,7 @@ export async function main(argv: string[]): Promise<void> {
     await cli(argv).parseAsync();
   } catch (e) {
     const err = e as Error;
-    const known = ["UserError", "SpecError", "DataError", "CheckpointError", "ModelError", "ImageError", "RangeError", "ConfigError"].includes(err.name);
+    const known = ["UserError", "SpecError", "DataError", "CheckpointError", "ModelError", "ImageError", "RangeError", "ConfigError", "LimitError"].includes(err.name);
     console.error(`error: ${err.message}`);
     if (!known || process.env.ONNX_MNIST_DEBUG) console.error(err.stack);
     process.exit(1);

@@ -1,5 +1,6 @@
 /** Option definitions shared by build-graph and train, and the checks yargs cannot express. */
 import type { Options } from "yargs";
+import { availableParallelism } from "node:os";
 import { optimizerNames } from "../src/optim/optimizer.ts";
 import { UserError } from "../src/node/files.ts";
 
@@ -37,4 +38,12 @@ export function checkModelOptions(a: { lr?: number; weightDecay?: number; moment
   checkNumber("weight-decay", a.weightDecay, { min: 0 });
   checkNumber("momentum", a.momentum, { min: 0 });
   checkNumber("seed", a.seed, { integer: true, min: 0 });
+}
+
+/** onnxruntime intra-op threads: more than a few per core only adds contention (1000 made a 5-second run take minutes). */
+export function checkThreads(threads: number | undefined): void {
+  const cores = availableParallelism();
+  if (threads === undefined) return;
+  checkNumber("threads", threads, { integer: true, min: 1 });
+  if (threads > 4 * cores) throw new UserError(`--threads ${threads} is more than 4 per core (this machine has ${cores} cores); use at most ${4 * cores}`);
 }

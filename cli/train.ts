@@ -3,7 +3,7 @@ import cliProgress from "cli-progress";
 import { trainRun, stopSignal, type TrainOptions } from "../src/node/train-run.ts";
 import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { lrSchedules, type LrSchedule } from "../src/optim/schedule.ts";
-import { checkModelOptions, checkNumber, checkPort, modelOptions } from "./options.ts";
+import { checkModelOptions, checkNumber, checkPort, checkThreads, modelOptions } from "./options.ts";
 
 /** The parsed flags: the training options plus the dashboard's. */
 interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule"> {
@@ -20,7 +20,8 @@ export const trainOptions = {
   "lr-schedule": { type: "string", choices: lrSchedules as unknown as string[], describe: "learning-rate schedule over the run (cosine: PyTorch's CosineAnnealingLR per step) [default: constant]" },
   "batch-size": { type: "number", default: 128, describe: "images per optimizer step (the last batch of an epoch may be smaller)", requiresArg: true },
   data: { type: "string", describe: "directory with the four MNIST-format IDX files (raw or .gz) [default: the bundled MNIST]", requiresArg: true },
-  out: { type: "string", describe: "run directory [default: runs/<timestamp>; runs/latest points to the newest]", requiresArg: true },
+  out: { type: "string", describe: "run directory, new or empty [default: runs/<timestamp>; runs/latest points to the newest]", requiresArg: true },
+  overwrite: { type: "boolean", describe: "let --out replace the run already in that directory" },
   resume: { type: "string", describe: "continue the run in this directory from its checkpoint", requiresArg: true },
   graph: { type: "string", describe: "train the graphs that build-graph wrote to this directory", requiresArg: true },
   threads: { type: "number", describe: "onnxruntime intra-op threads [default: one per core]", requiresArg: true },
@@ -35,7 +36,7 @@ export function checkTrainArgs(a: Args): void {
   checkModelOptions(a);
   checkNumber("epochs", a.epochs, { integer: true, min: 1 });
   checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
-  checkNumber("threads", a.threads, { integer: true, min: 1 });
+  checkThreads(a.threads);
   checkNumber("train-limit", a.trainLimit, { integer: true, min: 1 });
   checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
   checkPort(a.port);
@@ -59,6 +60,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
   );
   let dashboard: { url: string; publish(dir: string, rec: object): void; close(): Promise<void> } | undefined;
   let runDir = "";
+  const early: object[] = []; // records written before the run directory was known (the run record)
   const onSigint = () => {
     if (stopSignal.requested) {
       // Second Ctrl-C: leave now. Every file on disk is whole (atomic writes), so nothing is lost but this step.
@@ -73,17 +75,19 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
   let smoothN = 0;
   let epochShown = 0;
   try {
+    // The dashboard's port is bound before anything is created: a busy port leaves no run directory behind.
+    if (a.dashboard) {
+      const mod = await import("../src/dashboard/server.ts");
+      dashboard = await mod.startDashboard({ host: a.host, port: a.port ?? 8050, runDirs: a.resume ? [a.resume] : [], live: true });
+    }
     const outcome = await trainRun({ ...a, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined }, {
       onStart: async (info) => {
         runDir = info.dir;
+        for (const rec of early.splice(0)) dashboard?.publish(runDir, rec);
         console.log(`${info.resumed ? "resuming" : "training"} ${info.plan.name} (${info.plan.paramCount.toLocaleString("en-US")} parameters) in ${info.dir}` + (info.resumed ? ` from epoch ${info.startEpoch + 1}, step ${info.startBatch}` : ""));
-        if (a.dashboard) {
-          const mod = await import("../src/dashboard/server.ts");
-          dashboard = await mod.startDashboard({ host: a.host, port: a.port ?? 8050, runDirs: [info.dir], live: true });
-          console.log(`dashboard: ${dashboard.url}`);
-        }
+        if (dashboard) console.log(`dashboard: ${dashboard.url}`);
       },
-      onRecord: (rec) => dashboard?.publish(runDir, rec),
+      onRecord: (rec) => (runDir ? dashboard?.publish(runDir, rec) : early.push(rec)),
       onStep: (s, ips) => {
         smooth = 0.98 * smooth + 0.02 * s.loss;
         smoothN++;

@@ -8,23 +8,36 @@ import { parseRecord, type MetricsRecord } from "./records.ts";
 
 /**
  * Reads the complete lines appended to a metrics.jsonl since the last call. The trainer appends whole lines,
- * but a reader can catch one half-written: a line without its newline waits for the next call.
+ * but a reader can catch one half-written: a line without its newline waits for the next call (or, at the end
+ * of a finished run, is dropped). A log torn by an older version on a full disk (half a record with the next
+ * one glued to it after a resume) is repaired the same way: the torn start is dropped and the whole record
+ * kept. Either repair is said once, through `warn`.
  */
 export class MetricsTail {
   private offset = 0;
   private partial = "";
   private line = 0;
+  private warned = false;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly warn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`),
+  ) {}
 
-  read(): MetricsRecord[] {
+  private repaired(message: string): void {
+    if (!this.warned) this.warn(message);
+    this.warned = true;
+  }
+
+  /** `final`: the file is complete (a finished run), so a last line without its newline is torn, not pending. */
+  read(final = false): MetricsRecord[] {
     if (!existsSync(this.path)) return [];
     const fd = openSync(this.path, "r");
     let text = "";
     try {
       const size = fstatSync(fd).size;
       if (size < this.offset) throw new UserError(`${this.path}: the file shrank while being read (${size} < ${this.offset} bytes); metrics.jsonl is append-only`);
-      if (size === this.offset) return [];
+      if (size === this.offset) return final ? this.dropPartial() : [];
       const buf = Buffer.alloc(size - this.offset);
       let got = 0;
       while (got < buf.length) {
@@ -47,11 +60,21 @@ export class MetricsTail {
       try {
         rec = parseRecord(line, `${this.path}:${this.line}`);
       } catch (e) {
-        throw new UserError((e as Error).message);
+        const glued = line.lastIndexOf('{"type":');
+        if (glued <= 0) throw new UserError((e as Error).message);
+        rec = parseRecord(line.slice(glued), `${this.path}:${this.line}`); // a second failure is not a torn line
+        this.repaired(`${this.path}:${this.line}: dropped the torn start of this line (${glued} bytes, from a write that was cut short)`);
       }
       if (rec) out.push(rec);
     }
+    if (final) out.push(...this.dropPartial());
     return out;
+  }
+
+  private dropPartial(): MetricsRecord[] {
+    if (this.partial.trim()) this.repaired(`${this.path}: dropped a torn last line (${Buffer.byteLength(this.partial)} bytes, from a write that was cut short)`);
+    this.partial = "";
+    return [];
   }
 }
 
@@ -62,7 +85,7 @@ export function readMetrics(runDir: string): MetricsRecord[] {
     const what = existsSync(runDir) ? "has no metrics.jsonl" : "does not exist";
     throw new UserError(`${runDir}: ${what}; pass a run directory written by onnx-mnist train`);
   }
-  return new MetricsTail(path).read();
+  return new MetricsTail(path).read(true);
 }
 
 /**

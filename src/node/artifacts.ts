@@ -2,6 +2,7 @@
  * Node-only: model specs from files, and the artifacts that `build-graph` writes and `train --graph` reads
  * (train_step.onnx, eval_step.onnx, model.onnx, checkpoint).
  */
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { builtinModels, builtinSpec, SpecError, validateSpec, type ModelSpec } from "../nn/spec.ts";
@@ -11,7 +12,8 @@ import { optimizerConfig, optimizerState, type OptimizerConfig, type OptimizerNa
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointData } from "../runtime/checkpoint.ts";
 import { checkpointData, modelOfCheckpoint, stateFromCheckpoint, Trainer, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { startPosition } from "../runtime/fit.ts";
-import { decodeModel } from "../onnx/proto.ts";
+import { decodeModel, encodeModel, type ModelMsg } from "../onnx/proto.ts";
+import { checkLimits } from "../runtime/limits.ts";
 import { readFileOrFail, UserError, writeFileAtomic } from "./files.ts";
 
 /** A built-in model name, or a path to a spec .json file (validated against the schema and shape-checked). */
@@ -68,19 +70,37 @@ export interface Built {
 
 /** Everything build-graph writes, computed in memory first (so a bad input writes nothing). */
 export function buildArtifacts(o: BuildOptions): Built {
+  const model = resolveModel(o);
+  checkLimits(planModel(model));
   const opt = optimizerConfig(o.optimizer, o);
-  const program = buildProgram(resolveModel(o), opt);
+  const program = buildProgram(model, opt);
   const init = initialValues(program.plan, o.seed);
   const state = Trainer.freshState(program, init.params, init.buffers);
-  const config = { model: o.from ?? o.model, optimizer: o.optimizer, lr: opt.lr, seed: o.seed };
+  // One id for the four files, so that `train --graph` can tell a directory mixing two builds. Derived from
+  // what was built (the same build gives the same bytes), not drawn at random.
+  const source = program.plan.ir.source;
+  const hash = createHash("sha256").update(program.trainStep).update(program.evalStep).update(JSON.stringify({ seed: o.seed, opt, model: source.kind === "spec" ? source.spec : o.from }));
+  if (source.kind === "onnx") hash.update(source.bytes);
+  const build = hash.digest("hex").slice(0, 16);
+  const config = { model: o.from ?? o.model, optimizer: o.optimizer, lr: opt.lr, seed: o.seed, build_id: build };
   const files = {
-    "train_step.onnx": program.trainStep,
-    "eval_step.onnx": program.evalStep,
-    "model.onnx": buildInferenceModel(program.plan, init.params, init.buffers),
+    "train_step.onnx": withBuildId(program.trainStep, build),
+    "eval_step.onnx": withBuildId(program.evalStep, build),
+    "model.onnx": buildInferenceModel(program.plan, init.params, init.buffers, { [BUILD_KEY]: build }),
     checkpoint: encodeCheckpoint(checkpointData(program, state, { ...startPosition(o.seed), config })),
   };
   return { program, files };
 }
+
+const BUILD_KEY = "onnx_mnist.build_id";
+
+function withBuildId(bytes: Uint8Array, build: string): Uint8Array {
+  const model = decodeModel(bytes);
+  model.metadata_props = [...model.metadata_props.filter((p) => p.key !== BUILD_KEY), { key: BUILD_KEY, value: build }].sort((a, b) => (a.key < b.key ? -1 : 1));
+  return encodeModel(model);
+}
+
+const buildIdOf = (model: ModelMsg) => model.metadata_props.find((p) => p.key === BUILD_KEY)?.value;
 
 export function writeArtifacts(dir: string, files: Record<string, Uint8Array>): void {
   for (const [name, bytes] of Object.entries(files)) writeFileAtomic(join(dir, name), bytes);
@@ -97,6 +117,7 @@ export function loadGraphDir(dir: string): { program: TrainingProgram; checkpoin
   const evalStep = readFileOrFail(join(dir, "eval_step.onnx"), "the evaluation graph written by build-graph");
   const plan = planModel(modelOfCheckpoint(checkpoint));
   const noise: TrainingProgram["noise"] = [];
+  const build = (checkpoint.header.config as { build_id?: string }).build_id;
   for (const [name, bytes] of [["train_step.onnx", trainStep], ["eval_step.onnx", evalStep]] as const) {
     let model: ReturnType<typeof decodeModel>;
     try {
@@ -112,6 +133,12 @@ export function loadGraphDir(dir: string): { program: TrainingProgram; checkpoin
         `${join(dir, name)} does not match ${join(dir, "checkpoint")}: ` +
           (params ? `it takes ${Number(size)} parameters, the checkpoint's ${plan.name} has ${plan.paramCount}` : "it is not an onnx-mnist training graph (no 'params' input)") +
           "; write all four files with one build-graph run",
+      );
+    // Same size is not enough: an SGD graph beside an Adam checkpoint of the same model has it too.
+    const id = buildIdOf(model);
+    if (id !== build)
+      throw new UserError(
+        `${join(dir, name)} and ${join(dir, "checkpoint")} come from different build-graph runs (build ${id ?? "unknown"} and ${build ?? "unknown"}); write all four files with one build-graph run`,
       );
     // Dropout's per-step noise inputs, as the graph declares them.
     if (name === "train_step.onnx")

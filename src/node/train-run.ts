@@ -5,18 +5,21 @@
  */
 import * as ort from "onnxruntime-node";
 import { basename, dirname, join, resolve } from "node:path";
-import { existsSync } from "node:fs";
-import { buildProgram, initialValues } from "../program/program.ts";
+import { existsSync, readFileSync } from "node:fs";
+import { buildProgram, initialValues, planModel } from "../program/program.ts";
 import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
 import { lrAt, type LrSchedule } from "../optim/schedule.ts";
 import { Trainer, modelOfCheckpoint, stateFromCheckpoint, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { fit, startPosition, type EpochInfo, type FitStatus, type Position, type StepInfo } from "../runtime/fit.ts";
-import { epochRecord, runRecord, stepRecord, type MetricsRecord } from "../runtime/records.ts";
+import { checkpointRecord, epochRecord, runRecord, stepRecord, type MetricsRecord, type RunRecord } from "../runtime/records.ts";
+import { checkLimits } from "../runtime/limits.ts";
+import type { CheckpointData } from "../runtime/checkpoint.ts";
+import type { ModelPlan } from "../ir/plan.ts";
 import { loadMnist } from "../data/node.ts";
 import { checkLabels } from "../data/dataset.ts";
 import { loadGraphDir, readCheckpointFile, resolveModel } from "./artifacts.ts";
-import { defaultRunPath, RunDir } from "./run-dir.ts";
-import { UserError } from "./files.ts";
+import { RunDir } from "./run-dir.ts";
+import { FileError, UserError } from "./files.ts";
 import { parseRunConfig, type RunConfig } from "../runtime/config.ts";
 
 export interface TrainOptions {
@@ -36,6 +39,8 @@ export interface TrainOptions {
   seed: number;
   data?: string;
   out?: string;
+  /** Allow --out to be an existing run or non-empty directory (its metrics log starts over). */
+  overwrite?: boolean;
   resume?: string;
   graph?: string;
   threads?: number;
@@ -69,22 +74,44 @@ export const stopSignal = { requested: false };
 export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainOutcome> {
   if (o.resume && o.graph) throw new UserError("--resume and --graph do not go together: a resumed run continues with its own graph");
   if (o.from && (o.resume || o.graph)) throw new UserError(`--from does not go with --${o.resume ? "resume" : "graph"}: ${o.resume ? "a resumed run continues with its own model" : "the graphs already hold their model"}`);
+  if (o.resume && o.overwrite) throw new UserError("--resume continues a run where it stopped; --overwrite starts a new one: give one of them");
+  // The run directory is held (locked) from here to the end; a full disk is reported with the last good checkpoint.
+  const held: { run?: RunDir; savedStep?: number } = {};
+  try {
+    return await trainHeld(o, hooks, held);
+  } catch (e) {
+    if (e instanceof FileError && (e.code === "ENOSPC" || e.code === "EDQUOT"))
+      throw new UserError(
+        e.message +
+          (held.savedStep !== undefined ? `; the last checkpoint is step ${held.savedStep} (${held.run!.file("checkpoint")})` : o.resume ? "; the run is as it was" : "; no checkpoint was saved"),
+      );
+    throw e;
+  } finally {
+    held.run?.unlock();
+  }
+}
+
+async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDir; savedStep?: number }): Promise<TrainOutcome> {
   let program: TrainingProgram;
   let state: TrainingState;
   let position: Position;
   let config: RunConfig;
-  let dir: string;
   if (o.resume) {
-    dir = o.resume;
-    const ckPath = join(dir, "checkpoint");
-    if (!existsSync(ckPath)) throw new UserError(`${dir}: no checkpoint to resume from (expected ${ckPath})`);
+    const resumed = (held.run = RunDir.open(o.resume)); // locked first: no other trainer writes while we check
+    const ckPath = resumed.file("checkpoint");
+    if (!existsSync(ckPath)) throw new UserError(`${o.resume}: no checkpoint to resume from (expected ${ckPath})`);
     const ck = readCheckpointFile(ckPath);
     config = parseRunConfig(ck.header.config, ckPath);
     if (o.epochs !== undefined) config.epochs = o.epochs;
     if (o.threads !== undefined) config.threads = o.threads;
-    const built = buildProgram(modelOfCheckpoint(ck), ck.header.optimizer);
+    const model = modelOfCheckpoint(ck);
+    const plan = planModel(model);
+    checkLimits(plan, config.batch_size);
+    checkRunIdentity(resumed, ck, plan, ckPath);
+    const built = buildProgram(model, ck.header.optimizer);
     program = built;
     state = stateFromCheckpoint(program, ck, ckPath);
+    held.savedStep = ck.header.step;
     position = { epoch: ck.header.epoch, stepInEpoch: ck.header.stepInEpoch, epochRng: ck.header.epochRng, epochStats: ck.header.epochStats ?? { lossSum: 0, correct: 0, seen: 0 } };
   } else {
     config = {
@@ -106,18 +133,20 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     };
     if (o.graph) {
       const loaded = loadGraphDir(o.graph);
+      checkLimits(loaded.program.plan, o.batchSize);
       program = loaded.program;
       state = loaded.state;
       config.model = loaded.program.plan.name;
       config.optimizer = loaded.program.optimizer.type;
     } else {
-      program = buildProgram(resolveModel(o), optimizerConfig(o.optimizer, o));
+      const model = resolveModel(o);
+      checkLimits(planModel(model), o.batchSize);
+      program = buildProgram(model, optimizerConfig(o.optimizer, o));
       const init = initialValues(program.plan, o.seed);
       state = Trainer.freshState(program, init.params, init.buffers);
     }
     config.lr = program.optimizer.lr;
     position = startPosition(o.seed);
-    dir = o.out ?? defaultRunPath();
   }
   const epochs = config.epochs;
   const batchSize = config.batch_size;
@@ -131,7 +160,13 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
     throw new UserError(`the model takes input [${dims.join(", ")}], the data has [1, ${data.train.rows}, ${data.train.cols}] images: set "input": [1, ${data.train.rows}, ${data.train.cols}] in the spec`);
   const threads = config.threads ?? undefined;
   const trainer = await Trainer.create(ort, program, state, { threads, noiseSeed: config.seed });
-  const run = new RunDir(dir);
+  // A new run's directory is made only now, when everything it needs has been checked.
+  const run = (held.run ??= o.out ? RunDir.create(o.out, { overwrite: o.overwrite }) : RunDir.createUnique());
+  const dir = run.path;
+  if (o.resume) {
+    const repaired = run.repairLog();
+    if (repaired) process.stderr.write(`warning: ${repaired}\n`);
+  }
   const batches = Math.ceil(data.train.count / batchSize);
   const t0 = performance.now();
   const time = () => (performance.now() - t0) / 1000;
@@ -141,7 +176,10 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   };
   const saveState = (pos: Position) => {
     run.write("checkpoint", trainer.saveCheckpoint({ ...pos, config }));
+    held.savedStep = trainer.step;
     run.write("model.onnx", trainer.exportModelForInferencing({ "onnx_mnist.step": String(trainer.step), "onnx_mnist.epoch": String(pos.epoch) }));
+    run.record(checkpointRecord(trainer.step, pos)); // what a later --resume holds a checkpoint against
+    run.flush();
   };
   run.write("config.json", JSON.stringify(config, null, 2) + "\n");
   if (o.resume) emit({ type: "resume", step: trainer.step, epoch: position.epoch, time: 0 });
@@ -189,4 +227,48 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   if (result.status !== "diverged") await hooks.afterEpochFiles?.(dir);
   await trainer.release();
   return { status: result.status, dir, position: result.position, step: trainer.step, testAccuracy, lastLoss: result.lastLoss };
+}
+
+/**
+ * Before a resume writes anything: the checkpoint must be this run's (the model, layer shapes and training
+ * configuration recorded when the run started) and not older than a checkpoint the run has already saved.
+ */
+function checkRunIdentity(run: RunDir, ck: CheckpointData, plan: ModelPlan, ckPath: string): void {
+  const log = run.readLog();
+  const start = log.find((r) => r.type === "run") as RunRecord | undefined;
+  const notOurs = (what: string) =>
+    new UserError(`${ckPath} is not this run's checkpoint: ${what}; put back the run's own checkpoint, or train it as a new run (--out another directory)`);
+  if (start?.model) {
+    const m = start.model;
+    if (m.name !== plan.name || m.params !== plan.paramCount)
+      throw notOurs(`it holds model ${plan.name} (${plan.paramCount.toLocaleString("en-US")} parameters), the run trains ${m.name} (${Number(m.params).toLocaleString("en-US")})`);
+    const differs = plan.layers.findIndex((l, i) => JSON.stringify(l) !== JSON.stringify(m.layers?.[i]));
+    if (differs >= 0 || m.layers?.length !== plan.layers.length) {
+      const i = differs >= 0 ? differs : plan.layers.length;
+      const show = (l?: { name: string; type: string; output_shape: unknown[] }) => (l ? `${l.name} (${l.type}) -> [${l.output_shape.join(", ")}]` : "nothing");
+      throw notOurs(`its layer ${i + 1} is ${show(plan.layers[i])}, the run's is ${show(m.layers?.[i])}`);
+    }
+  }
+  let config = start?.config;
+  if (!config) {
+    try {
+      config = JSON.parse(readFileSync(run.file("config.json"), "utf8"));
+    } catch {
+      // no record of the run's configuration to hold the checkpoint against
+    }
+  }
+  const mine = ck.header.config;
+  if (config && typeof config === "object") {
+    if (typeof config.optimizer === "string" && config.optimizer !== ck.header.optimizer.type)
+      throw notOurs(`it was saved by optimizer ${ck.header.optimizer.type}, the run uses ${config.optimizer}`);
+    for (const key of ["model", "optimizer", "batch_size", "seed", "data", "train_limit"] as const)
+      if (key in config && key in mine && JSON.stringify(config[key]) !== JSON.stringify(mine[key]))
+        throw notOurs(`its ${key} is ${JSON.stringify(mine[key])}, the run's is ${JSON.stringify(config[key])}`);
+  }
+  // Every save is logged after it happens (older runs: their "end" records), so the newest logged one is a floor.
+  let saved = -1;
+  for (const r of log)
+    if ((r.type === "checkpoint" || (r.type === "end" && (r.status === "completed" || r.status === "interrupted"))) && typeof r.step === "number") saved = Math.max(saved, r.step);
+  if (ck.header.step < saved)
+    throw new UserError(`${ckPath} is at step ${ck.header.step}, but this run already saved step ${saved} (metrics.jsonl): it is an older checkpoint or another run's; put back the newest one`);
 }

@@ -99,6 +99,9 @@ export function encodeCheckpoint({ header, tensors, modelBytes }: CheckpointData
   return out;
 }
 
+/** Values a tensor may hold: a bound that keeps every product, offset and allocation exact and sane. */
+const MAX_TENSOR_VALUES = 2 ** 31;
+
 export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointData {
   const fail = (why: string): never => {
     throw new CheckpointError(`${source}: ${why}`);
@@ -111,22 +114,20 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointD
   if (crc32(bytes.subarray(0, bytes.length - 4)) !== dv.getUint32(bytes.length - 4, true))
     fail("checkpoint is corrupt or truncated (CRC mismatch); use an earlier checkpoint or start a new run");
   const hlen = dv.getUint32(12, true);
-  let header: CheckpointHeader;
+  if (16 + hlen > bytes.length - 4) fail(`checkpoint header length ${hlen} runs past the end of the file`);
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + hlen)));
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(16, 16 + hlen)));
   } catch {
     return fail("checkpoint header is not valid JSON");
   }
-  if (header.format !== "onnx-mnist-checkpoint" || !Array.isArray(header.tensors)) fail("checkpoint header is malformed");
+  const header = checkHeader(parsed, bytes.length - 4 - (16 + hlen), (why) => fail(`malformed checkpoint header: ${why}`));
   const base = 16 + hlen;
-  const dataEnd = bytes.length - 4;
   let modelBytes: Uint8Array | undefined;
   const tensors: CheckpointData["tensors"] = [];
   for (const t of header.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    const start = base + t.offset;
-    const width = t.dtype === "uint8" ? 1 : 4;
-    if (start + width * n > dataEnd) fail(`tensor ${t.name} runs past the end of the file`);
+    const start = base + t.offset; // inside the data section: checked with the header
     if (t.dtype === "uint8") {
       if (t.name === MODEL_ENTRY) modelBytes = bytes.slice(start, start + n);
       continue;
@@ -141,4 +142,54 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointD
   if (model && typeof model === "object" && "layers" in model) rest.model = { kind: "spec", spec: model };
   if (rest.model?.kind === "onnx" && !modelBytes) fail("the checkpoint names an imported ONNX model but does not contain its bytes (entry model.onnx)");
   return { header: rest, tensors, modelBytes };
+}
+
+/**
+ * The header's schema, checked before any of it is used: field types and ranges, and tensors whose shapes are
+ * non-negative integers with a product that fits, at integer offsets inside the data section (`dataBytes`
+ * long), none overlapping another. The model spec is only required to be an object: the model loader judges
+ * its contents.
+ */
+function checkHeader(h: unknown, dataBytes: number, fail: (why: string) => never): CheckpointHeader {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  const count = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+  if (!isObject(h)) fail("not a JSON object");
+  if (h.format !== "onnx-mnist-checkpoint") fail(`"format" is ${JSON.stringify(h.format)}, expected "onnx-mnist-checkpoint"`);
+  if (!isObject(h.model)) fail(`"model" must be an object (the model description)`);
+  const opt = h.optimizer;
+  if (!isObject(opt) || typeof opt.type !== "string") fail(`"optimizer" must be an object with a "type"`);
+  if (typeof opt.lr !== "number" || !Number.isFinite(opt.lr) || opt.lr <= 0) fail(`"optimizer.lr" must be a positive number`);
+  for (const key of ["step", "epoch", "stepInEpoch"]) if (!count(h[key])) fail(`"${key}" must be a non-negative integer, got ${JSON.stringify(h[key])}`);
+  const rng = h.epochRng;
+  if (!Array.isArray(rng) || rng.length !== 4 || !rng.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff))
+    fail(`"epochRng" must be four unsigned 32-bit integers`);
+  if (h.epochStats !== undefined) {
+    const st = h.epochStats;
+    // lossSum may be null: JSON's spelling of a NaN or infinite sum
+    if (!isObject(st) || (typeof st.lossSum !== "number" && st.lossSum !== null) || !count(st.correct) || !count(st.seen))
+      fail(`"epochStats" must be {lossSum: number, correct: integer, seen: integer}`);
+  }
+  if (!isObject(h.config)) fail(`"config" must be an object (the run's training configuration)`);
+  if (!Array.isArray(h.tensors)) fail(`"tensors" must be an array`);
+  const names = new Set<string>();
+  const spans: [number, number, string][] = [];
+  for (const [i, t] of (h.tensors as unknown[]).entries()) {
+    if (!isObject(t) || typeof t.name !== "string" || !t.name) fail(`tensors[${i}] must be an object with a "name"`);
+    const where = `tensor '${t.name}'`;
+    if (names.has(t.name)) fail(`${where} appears twice`);
+    names.add(t.name);
+    if (t.dtype !== "float32" && t.dtype !== "uint8") fail(`${where} has dtype ${JSON.stringify(t.dtype)}; checkpoints hold "float32" tensors (and "uint8" bytes)`);
+    const width = t.dtype === "uint8" ? 1 : 4;
+    if (!Array.isArray(t.shape) || !t.shape.every(count)) fail(`${where} needs a shape of non-negative integers, got ${JSON.stringify(t.shape)}`);
+    let n = 1;
+    for (const d of t.shape as number[]) if ((n *= d) > MAX_TENSOR_VALUES) fail(`${where} has shape [${t.shape}]: more than ${MAX_TENSOR_VALUES} values`);
+    if (!count(t.offset)) fail(`${where} has offset ${JSON.stringify(t.offset)}; offsets are non-negative integers`);
+    const start = t.offset as number;
+    if (start + width * n > dataBytes) fail(`${where} (bytes ${start}..${start + width * n}) runs past the end of the data section (${dataBytes} bytes)`);
+    if (n) spans.push([start, start + width * n, t.name]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < spans.length; i++)
+    if (spans[i][0] < spans[i - 1][1]) fail(`tensors '${spans[i - 1][2]}' and '${spans[i][2]}' overlap (bytes ${spans[i][0]}..${spans[i - 1][1]})`);
+  return h as unknown as CheckpointHeader;
 }

@@ -5,6 +5,8 @@
  *   {"type":"step", ...}   every optimizer step: loss, lr, throughput
  *   {"type":"epoch", ...}  every epoch: train/test loss and accuracy, confusion matrix, per-class accuracy,
  *                          the most confident mistakes with their pixels (base64 of 28x28 uint8)
+ *   {"type":"checkpoint", ...} after each save of the checkpoint: its step and position (only in the file, not
+ *                          streamed: what `train --resume` holds a checkpoint against, so steps never go back)
  *   {"type":"end", ...}    status completed | interrupted | diverged
  */
 import type { RunConfig } from "./config.ts";
@@ -73,6 +75,18 @@ export interface EndRecord {
 }
 
 export type MetricsRecord = RunRecord | ResumeRecord | StepRecord | EpochRecord | EndRecord;
+
+/** Written to the file only; readers of the stream (the dashboard) skip record types they do not show. */
+export interface CheckpointRecord {
+  type: "checkpoint";
+  step: number;
+  epoch: number; // completed epochs
+  stepInEpoch: number;
+}
+
+export function checkpointRecord(step: number, pos: { epoch: number; stepInEpoch: number }): CheckpointRecord {
+  return { type: "checkpoint", step, epoch: pos.epoch, stepInEpoch: pos.stepInEpoch };
+}
 
 
 export function runRecord(o: { config: Partial<RunConfig>; plan: ModelPlan; epochs: number; batches: number; trainCount: number; testCount: number; started?: string }): RunRecord {
