@@ -1,5 +1,6 @@
 import type { CommandModule } from "yargs";
 import { trainWithUi, trainOptions } from "./train.ts";
+import { listen } from "../src/server/listen.ts";
 
 interface Args {
   port: number;
@@ -17,14 +18,24 @@ const command: CommandModule<object, Args> = {
       .option("serve", { type: "boolean", default: true, describe: "serve the demo after training (--no-serve to skip)" }) as any,
   handler: async (a) => {
     const { port, host, serve, dashboard, ...train } = a as unknown as Args & { serve: boolean; dashboard?: boolean };
-    const { code, dir } = await trainWithUi({ ...(train as any), dashboard, port: dashboard ? 0 : undefined, host });
-    if (code !== 0) {
+    // The demo's port is taken before training: a busy one fails now, not after the whole run. Until the model
+    // exists the page answers 503 "starting".
+    const listening = serve ? await listen({ port, host, what: "demo" }) : undefined;
+    let trained: { code: number; dir: string };
+    try {
+      trained = await trainWithUi({ ...(train as any), dashboard, port: dashboard ? 0 : undefined, host });
+    } catch (e) {
+      await listening?.close();
+      throw e;
+    }
+    const { code, dir } = trained;
+    if (code !== 0 || !listening) {
+      await listening?.close();
       process.exitCode = code;
       return;
     }
-    if (!serve) return;
     const { serveDemo } = await import("../src/server/demo.ts");
-    const server = await serveDemo({ modelPath: `${dir}/model.onnx`, port, host });
+    const server = await serveDemo({ modelPath: `${dir}/model.onnx`, listening });
     console.log(`demo: ${server.url}  (Ctrl-C to stop)`);
     console.log(`train in the browser: ${server.url.replace(/\/?$/, "/")}train.html`);
     await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));

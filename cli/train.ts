@@ -3,6 +3,7 @@ import cliProgress from "cli-progress";
 import { trainRun, stopSignal, type TrainOptions } from "../src/node/train-run.ts";
 import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { lrSchedules, type LrSchedule } from "../src/optim/schedule.ts";
+import { listen, type Listening } from "../src/server/listen.ts";
 import { checkModelOptions, checkNumber, checkPort, modelOptions } from "./options.ts";
 
 /** The parsed flags: the training options plus the dashboard's. */
@@ -58,6 +59,8 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
     cliProgress.Presets.shades_classic,
   );
   let dashboard: { url: string; publish(dir: string, rec: object): void; close(): Promise<void> } | undefined;
+  // The dashboard's port is bound before the run directory exists: a busy port must not leave a run behind.
+  const port: Listening | undefined = a.dashboard ? await listen({ port: a.port ?? 8050, host: a.host, what: "dashboard" }) : undefined;
   let runDir = "";
   const onSigint = () => {
     if (stopSignal.requested) {
@@ -79,7 +82,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
         console.log(`${info.resumed ? "resuming" : "training"} ${info.plan.name} (${info.plan.paramCount.toLocaleString("en-US")} parameters) in ${info.dir}` + (info.resumed ? ` from epoch ${info.startEpoch + 1}, step ${info.startBatch}` : ""));
         if (a.dashboard) {
           const mod = await import("../src/dashboard/server.ts");
-          dashboard = await mod.startDashboard({ host: a.host, port: a.port ?? 8050, runDirs: [info.dir], live: true });
+          dashboard = await mod.startDashboard({ listening: port, runDirs: [info.dir], live: true });
           console.log(`dashboard: ${dashboard.url}`);
         }
       },
@@ -138,7 +141,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
     if (dashboard) {
       await dashboard.close();
       if (runDir) console.log(`dashboard closed; reopen it with: onnx-mnist dashboard ${runDir}  (or open ${runDir}/report.html)`);
-    }
+    } else await port?.close();
   }
 }
 
