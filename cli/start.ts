@@ -1,6 +1,7 @@
 import type { CommandModule } from "yargs";
 import { trainWithUi, trainOptions } from "./train.ts";
 import { listen } from "../src/server/listen.ts";
+import { checkPort } from "./options.ts";
 
 interface Args {
   port: number;
@@ -20,6 +21,7 @@ const command: CommandModule<object, Args> = {
     const { port, host, serve, dashboard, ...train } = a as unknown as Args & { serve: boolean; dashboard?: boolean };
     // The demo's port is taken before training: a busy one fails now, not after the whole run. Until the model
     // exists the page answers 503 "starting".
+    checkPort(port);
     const listening = serve ? await listen({ port, host, what: "demo" }) : undefined;
     let trained: { code: number; dir: string };
     try {
