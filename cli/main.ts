@@ -66,10 +66,12 @@ function usageMessage(msg: string, argv: string[], y: OptionsOf): string {
 /** Runs the CLI; errors users can fix print `error: <reason>` (no stack) and exit 1, usage errors exit 2. */
 export async function main(argv: string[]): Promise<void> {
   // `onnx-mnist eval ... | head -1`: the reader has all it wanted; a closed stdout is not an error.
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(0);
-    throw e;
-  });
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(0);
+      throw e;
+    });
+  }
   try {
     await cli(argv).parseAsync();
   } catch (e) {

@@ -169,7 +169,7 @@ describe("the CLI binds ports before it creates anything", () => {
     }
     const bad = cli(["start", "--port", "99999", "--out", join(work, "bad-port-start")]);
     expect(bad.code).toBe(2);
-    expectOneLine(bad.err, /port must be a whole number from 0 to 65535, got 99999/);
+    expectOneLine(bad.err, /--port must be at most 65535, got 99999/);
     expect(existsSync(join(work, "bad-port-start"))).toBe(false);
   });
 });
