@@ -211,10 +211,12 @@ describe("servers", () => {
       page.on("console", (m) => /Content Security Policy|Refused to/i.test(m.text()) && problems.push(m.text()));
       page.on("pageerror", (e) => problems.push(e.message));
       const demoPage = await get(demo.url);
-      expect(demoPage.headers["content-security-policy"]).toMatch(/script-src 'self' 'wasm-unsafe-eval'/);
+      expect(demoPage.headers["content-security-policy"]).toMatch(/script-src 'self' .*'wasm-unsafe-eval'/);
       expect(demoPage.headers["x-content-type-options"]).toBe("nosniff");
       await page.goto(demo.url);
       await page.waitForFunction(() => document.documentElement.dataset.loads === "1", null, { timeout: 60_000 });
+      // Loaded for real: protobufjs read the model and onnxruntime-web's WASM runs it.
+      expect(await page.getByTestId("backend").textContent()).toBe("wasm");
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
       await page.goto(dash.url);
       await expect.poll(() => page.getByTestId("run-list").textContent(), { timeout: 30_000 }).toContain("csp-run");

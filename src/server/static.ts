@@ -17,12 +17,14 @@ export const ISOLATION_HEADERS = {
 /**
  * What the demo's pages (web/dist) may load: their own scripts and workers; onnxruntime-web's WASM, which
  * is compiled from fetched bytes ('wasm-unsafe-eval') and may start its thread workers from blob: URLs;
+ * protobufjs, which reads a dropped or ?model= model and builds its decoders with `new Function`
+ * ('unsafe-eval'; drop it if src/onnx/proto.ts moves to static code);
  * a model from any URL (`?model=` is a feature; COEP still requires that server to send CORS headers);
  * canvas snapshots as data:/blob: images. No plugins, no framing, no <base> rewrites, no form posts.
  */
 export const DEMO_CSP = [
   "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval' blob:",
+  "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:",
   "worker-src 'self' blob:",
   "connect-src 'self' https: http: blob: data:",
   "img-src 'self' data: blob:",
