@@ -2,7 +2,11 @@
 import type { Options } from "yargs";
 import { availableParallelism } from "node:os";
 import { optimizerNames } from "../src/optim/optimizer.ts";
-import { UserError } from "../src/node/files.ts";
+
+/** A command line that does not say what it means (a flag value out of range, an unknown option): exit 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
 
 export const modelOptions = {
   model: { type: "string", default: "mycnn", describe: "built-in model (mycnn, lenet5) or a spec .json file", requiresArg: true },
@@ -17,14 +21,14 @@ export const modelOptions = {
   seed: { type: "number", default: 0, describe: "seed for initialisation and shuffling", requiresArg: true },
 } satisfies Record<string, Options>;
 
-/** Checks a numeric flag; a bad value is a UserError (one line, exit 1). */
+/** Checks a numeric flag; a bad value is a UsageError (one line, exit 2). */
 export function checkNumber(name: string, v: number | undefined, o: { integer?: boolean; min?: number; max?: number; positive?: boolean } = {}): void {
   if (v === undefined) return;
-  if (!Number.isFinite(v)) throw new UserError(`--${name} must be a number, got ${v}`);
-  if (o.integer && !Number.isInteger(v)) throw new UserError(`--${name} must be a whole number, got ${v}`);
-  if (o.positive && !(v > 0)) throw new UserError(`--${name} must be greater than 0, got ${v}`);
-  if (o.min !== undefined && v < o.min) throw new UserError(`--${name} must be at least ${o.min}, got ${v}`);
-  if (o.max !== undefined && v > o.max) throw new UserError(`--${name} must be at most ${o.max}, got ${v}`);
+  if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got ${v}`);
+  if (o.integer && !Number.isInteger(v)) throw new UsageError(`--${name} must be a whole number, got ${v}`);
+  if (o.positive && !(v > 0)) throw new UsageError(`--${name} must be greater than 0, got ${v}`);
+  if (o.min !== undefined && v < o.min) throw new UsageError(`--${name} must be at least ${o.min}, got ${v}`);
+  if (o.max !== undefined && v > o.max) throw new UsageError(`--${name} must be at most ${o.max}, got ${v}`);
 }
 
 /** A TCP port to listen on: 0 (any free one) to 65535. */
@@ -33,7 +37,7 @@ export function checkPort(port: number | undefined): void {
 }
 
 export function checkModelOptions(a: { lr?: number; weightDecay?: number; momentum?: number; seed: number; from?: string; requiresGrad?: string[]; frozen?: string[] }): void {
-  if (!a.from && (a.requiresGrad?.length || a.frozen?.length)) throw new UserError("--requires-grad and --frozen choose what trains in an imported model: use them with --from model.onnx");
+  if (!a.from && (a.requiresGrad?.length || a.frozen?.length)) throw new UsageError("--requires-grad and --frozen choose what trains in an imported model: use them with --from model.onnx");
   checkNumber("lr", a.lr, { positive: true });
   checkNumber("weight-decay", a.weightDecay, { min: 0 });
   checkNumber("momentum", a.momentum, { min: 0 });
@@ -45,5 +49,28 @@ export function checkThreads(threads: number | undefined): void {
   const cores = availableParallelism();
   if (threads === undefined) return;
   checkNumber("threads", threads, { integer: true, min: 1 });
-  if (threads > 4 * cores) throw new UserError(`--threads ${threads} is more than 4 per core (this machine has ${cores} cores); use at most ${4 * cores}`);
+  if (threads > 4 * cores) throw new UsageError(`--threads ${threads} is more than 4 per core (this machine has ${cores} cores); use at most ${4 * cores}`);
+}
+
+/** The candidate closest to `name` in edit distance, if it is close enough to be a typo (at most 1 edit in 4). */
+export function nearest(name: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(1, Math.floor(name.length / 4)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(name, c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best;
+}
+
+/** Edit distance where a swap of two neighbours counts as one edit, as typos do (optimal string alignment). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
 }

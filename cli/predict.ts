@@ -1,7 +1,6 @@
 import type { CommandModule } from "yargs";
-import { readFileOrFail } from "../src/node/files.ts";
 import { openModel, sessionPredictor } from "../src/node/model-file.ts";
-import { decodeImage } from "../src/image/decode.ts";
+import { decodeImage, readImageFile } from "../src/image/decode.ts";
 import { toMnistInput, type MnistInput } from "../src/image/preprocess.ts";
 import { classifyAll } from "../src/image/classify.ts";
 import { checkNumber } from "./options.ts";
@@ -31,7 +30,7 @@ const command: CommandModule<object, Args> = {
     checkNumber("threads", a.threads, { integer: true, min: 1 });
     // Read and preprocess every image before loading the model, so a bad file fails fast.
     const inputs = a.images.map((file) => {
-      const image = decodeImage(readFileOrFail(file, "expected a PNG or JPEG image"), file);
+      const image = decodeImage(readImageFile(file), file);
       return { file, ...toMnistInput(image.rgba, image.width, image.height, { ink: a.ink }) };
     });
     const session = await openModel(a.model, a.threads);

@@ -3,6 +3,7 @@ import cliProgress from "cli-progress";
 import { trainRun, stopSignal, type TrainOptions } from "../src/node/train-run.ts";
 import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { lrSchedules, type LrSchedule } from "../src/optim/schedule.ts";
+import { listen, type Listening } from "../src/server/listen.ts";
 import { checkModelOptions, checkNumber, checkPort, checkThreads, modelOptions } from "./options.ts";
 
 /** The parsed flags: the training options plus the dashboard's. */
@@ -59,6 +60,8 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
     cliProgress.Presets.shades_classic,
   );
   let dashboard: { url: string; publish(dir: string, rec: object): void; close(): Promise<void> } | undefined;
+  // The dashboard's port is bound before the run directory exists: a busy port must not leave a run behind.
+  const port: Listening | undefined = a.dashboard ? await listen({ port: a.port ?? 8050, host: a.host, what: "dashboard" }) : undefined;
   let runDir = "";
   const early: object[] = []; // records written before the run directory was known (the run record)
   const onSigint = () => {
@@ -75,10 +78,9 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
   let smoothN = 0;
   let epochShown = 0;
   try {
-    // The dashboard's port is bound before anything is created: a busy port leaves no run directory behind.
     if (a.dashboard) {
       const mod = await import("../src/dashboard/server.ts");
-      dashboard = await mod.startDashboard({ host: a.host, port: a.port ?? 8050, runDirs: a.resume ? [a.resume] : [], live: true });
+      dashboard = await mod.startDashboard({ listening: port, runDirs: a.resume ? [a.resume] : [], live: true });
     }
     const outcome = await trainRun({ ...a, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined }, {
       onStart: async (info) => {
@@ -142,7 +144,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
     if (dashboard) {
       await dashboard.close();
       if (runDir) console.log(`dashboard closed; reopen it with: onnx-mnist dashboard ${runDir}  (or open ${runDir}/report.html)`);
-    }
+    } else await port?.close();
   }
 }
 

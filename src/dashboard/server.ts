@@ -8,11 +8,14 @@
  * Every event carries the id `<server>-<n>` (n messages sent so far). A new page gets the whole log; a
  * reconnecting EventSource sends Last-Event-ID and gets only what it missed. An id from another server process
  * (the dashboard was restarted) gets a "reset" event and the whole log.
+ * Responses carry the demo server's isolation and nosniff headers; the page gets a CSP that allows exactly
+ * its one inline script (by hash) and its own origin for the event stream.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { randomBytes } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createHash, randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { UserError } from "../node/files.ts";
+import { listen, type Listening } from "../server/listen.ts";
+import { SECURITY_HEADERS } from "../server/static.ts";
 import type { MetricsRecord } from "./records.ts";
 import { MetricsTail, runNames } from "./run-files.ts";
 import { renderPage } from "./bundle.ts";
@@ -27,6 +30,8 @@ export interface DashboardOptions {
   live: boolean;
   /** How often new messages go out to the pages (ms). */
   flushMs?: number;
+  /** A port bound earlier with listen() (train --dashboard binds before creating the run); then port and host are unused. */
+  listening?: Listening;
 }
 
 export interface Dashboard {
@@ -52,7 +57,17 @@ interface Client {
 const CHUNK = 2000;
 
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
-  const host = o.host ?? "127.0.0.1";
+  // The port first: a busy one fails before anything is read or built.
+  const listening = o.listening ?? (await listen({ port: o.port ?? 0, host: o.host, what: "dashboard" }));
+  try {
+    return await serveRuns(o, listening);
+  } catch (e) {
+    await listening.close();
+    throw e;
+  }
+}
+
+async function serveRuns(o: DashboardOptions, listening: Listening): Promise<Dashboard> {
   const flushMs = o.flushMs ?? 150;
   const serverId = randomBytes(4).toString("hex");
   const log: string[] = []; // JSON of each message, serialised once
@@ -113,6 +128,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
 
   const page = renderPage({ mode: o.live ? "live" : "replay" });
   page.catch(() => {}); // reported by the await below
+  const csp = page.then(pageCsp, () => "");
 
   const heartbeat = setInterval(() => {
     for (const c of clients) c.res.write(": ping\n\n");
@@ -122,17 +138,17 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (req.method !== "GET" && req.method !== "HEAD") {
-      res.writeHead(405, { allow: "GET, HEAD" }).end();
+      res.writeHead(405, { ...SECURITY_HEADERS, allow: "GET, HEAD" }).end();
       return;
     }
     if (url.pathname === "/" || url.pathname === "/index.html" || url.pathname === "/dashboard.html") {
       const html = await page;
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      res.writeHead(200, { ...SECURITY_HEADERS, "content-security-policy": await csp, "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
       res.end(req.method === "HEAD" ? undefined : html);
       return;
     }
     if (url.pathname === "/events") {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
+      res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
       res.write("retry: 1000\n\n");
       const last = String(req.headers["last-event-id"] ?? url.searchParams.get("lastEventId") ?? "");
       const m = /^([0-9a-f]+)-(\d+)$/.exec(last);
@@ -146,34 +162,23 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       return;
     }
     if (url.pathname === "/api/runs") {
-      res.writeHead(200, { "content-type": "application/json" });
+      res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "application/json", "cache-control": "no-store" });
       res.end(JSON.stringify([...runs.values()].map((r) => ({ id: r.id, dir: r.dir }))));
       return;
     }
-    res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+    res.writeHead(404, { ...SECURITY_HEADERS, "content-type": "text/plain" }).end("not found\n");
   }
 
-  const server = createServer((req, res) => {
+  listening.handle((req, res) => {
     handle(req, res).catch((e) => {
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      if (!res.headersSent) res.writeHead(500, { ...SECURITY_HEADERS, "content-type": "text/plain" });
       res.end(`dashboard error: ${(e as Error).message}\n`);
     });
   });
   await page; // build errors surface here, before a URL is printed
-  await new Promise<void>((ok, fail) => {
-    server.once("error", (e: NodeJS.ErrnoException) => {
-      if (e.code === "EADDRINUSE") fail(new UserError(`dashboard: port ${o.port} on ${host} is in use; pass --port with another number (0 picks a free port)`));
-      else if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND") fail(new UserError(`dashboard: cannot listen on ${host}; pass --host with an address of this machine (127.0.0.1 for this machine only)`));
-      else fail(e);
-    });
-    server.listen(o.port ?? 0, host, () => ok());
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : o.port;
-  const shown = host.includes(":") ? `[${host}]` : host;
 
   return {
-    url: `http://${shown}:${port}/`,
+    url: listening.url,
     publish(runDir: string, record: object): void {
       const key = resolve(runDir);
       const run = runs.get(key) ?? addRun(runDir, runNames([runDir])[0]);
@@ -186,10 +191,25 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       flush(); // the last records (the run's end) still reach the pages
       for (const c of clients) c.res.end();
       clients.clear();
-      await new Promise<void>((ok) => {
-        server.close(() => ok());
-        server.closeAllConnections();
-      });
+      await listening.close();
     },
   };
+}
+
+/**
+ * The page's policy: scripts only by the hash of its inline classic script (the JSON data block is not
+ * executed, so it needs none), the event stream from this origin, uPlot's inline styles.
+ */
+function pageCsp(html: string): string {
+  const hashes = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => `'sha256-${createHash("sha256").update(m[1]).digest("base64")}'`);
+  return [
+    "default-src 'none'",
+    `script-src ${hashes.join(" ") || "'none'"}`,
+    "style-src 'unsafe-inline'",
+    "connect-src 'self'",
+    "img-src 'self' data: blob:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
 }

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { parseIdx, DataError } from "./idx.ts";
+import { parseIdx, DataError, MAX_IDX_BYTES } from "./idx.ts";
 import { limitSplit, makeSplit, type MnistData, type Split } from "./dataset.ts";
 
 export const MNIST_FILES = {
@@ -61,6 +61,9 @@ function readSplit(dir: string, name: string, imagesFile: string, labelsFile: st
 }
 
 function read(path: string): Uint8Array {
+  // A raw IDX file is its header plus data, a gzip smaller still: anything larger is refused before reading.
+  const size = statSync(path).size;
+  if (size > MAX_IDX_BYTES + 1024) throw new DataError(`${path}: ${Math.round(size / 2 ** 20)} MB, more than any MNIST-format file (at most ${MAX_IDX_BYTES >> 20} MB of data); the file is damaged or not IDX`);
   try {
     return new Uint8Array(readFileSync(path));
   } catch (e) {

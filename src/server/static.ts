@@ -2,6 +2,7 @@
  * Node-only: serving a built page directory (web/dist) from memory, with the headers that make the page
  * cross-origin isolated (COOP/COEP; onnxruntime-web's WASM threads need SharedArrayBuffer, which needs them).
  * Files are read once at start, so a rebuild of web/dist by another process cannot pull them from under us.
+ * Pages also get a Content-Security-Policy (DEMO_CSP) and every response `nosniff`.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
@@ -12,6 +13,30 @@ export const ISOLATION_HEADERS = {
   "Cross-Origin-Embedder-Policy": "require-corp",
   "Cross-Origin-Resource-Policy": "same-origin",
 } as const;
+
+/**
+ * What the demo's pages (web/dist) may load: their own scripts and workers; onnxruntime-web's WASM, which
+ * is compiled from fetched bytes ('wasm-unsafe-eval') and may start its thread workers from blob: URLs;
+ * protobufjs, which reads a dropped or ?model= model and builds its decoders with `new Function`
+ * ('unsafe-eval'; drop it if src/onnx/proto.ts moves to static code);
+ * a model from any URL (`?model=` is a feature; COEP still requires that server to send CORS headers);
+ * canvas snapshots as data:/blob: images. No plugins, no framing, no <base> rewrites, no form posts.
+ */
+export const DEMO_CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:",
+  "worker-src 'self' blob:",
+  "connect-src 'self' https: http: blob: data:",
+  "img-src 'self' data: blob:",
+  "style-src 'self' 'unsafe-inline'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+/** Headers every response of both servers carries: isolation (WASM threads need it) and no MIME sniffing. */
+export const SECURITY_HEADERS = { ...ISOLATION_HEADERS, "X-Content-Type-Options": "nosniff" } as const;
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -51,11 +76,11 @@ export function loadStatic(dir: string): Map<string, StaticFile> {
 /** Sends a response with the isolation headers; `cache` false for things that change (pages, the model). */
 export function send(req: IncomingMessage, res: ServerResponse, status: number, body: Buffer | string, type: string, cache = false): void {
   res.writeHead(status, {
-    ...ISOLATION_HEADERS,
+    ...SECURITY_HEADERS,
+    ...(type.startsWith("text/html") ? { "Content-Security-Policy": DEMO_CSP } : {}),
     "Content-Type": type,
     "Content-Length": Buffer.byteLength(body),
     "Cache-Control": cache ? "public, max-age=31536000, immutable" : "no-cache",
-    "X-Content-Type-Options": "nosniff",
   });
   res.end(req.method === "HEAD" ? undefined : body);
 }
