@@ -10,7 +10,7 @@
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { buildPages, ROOT } from "../src/server/build.ts";
 import { buildDashboardBundle, SHIPPED_BUNDLE } from "../src/dashboard/bundle.ts";
 
@@ -22,7 +22,7 @@ function step(what: string): void {
 
 async function build(out: string): Promise<void> {
   step("compiling src/ and cli/ (tsc)");
-  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+  const tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin", "tsc");
   const r = spawnSync(process.execPath, [tsc, "-p", join(ROOT, "tsconfig.build.json"), "--outDir", out], { stdio: "inherit" });
   if (r.status !== 0) throw new Error(`tsc failed (exit ${r.status ?? r.signal})`);
   step("building the web pages (vite)");
