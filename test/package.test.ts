@@ -97,7 +97,8 @@ describe("README's API section", () => {
     it(`documents every export of ${entry}`, () => {
       const names = exportedNames(file);
       expect(names.length).toBeGreaterThan(20);
-      expect(names.filter((n) => !api.includes(`\`${n}\``))).toEqual([]);
+      // Named in code: `name` or `name(arguments)`.
+      expect(names.filter((n) => !api.includes(`\`${n}\``) && !api.includes(`\`${n}(`))).toEqual([]);
     });
   }
 });
