@@ -131,7 +131,8 @@ describe("the installed package", () => {
   });
 
   it("trains, writes the report, and evaluates the model it wrote", async () => {
-    await cli(["train", "--train-limit", "2000", "--test-limit", "500", "--epochs", "1", "--out", "runs/a"]);
+    const train = await cli(["train", "--train-limit", "2000", "--test-limit", "500", "--epochs", "1", "--out", "runs/a"]);
+    expect(train.stdout).toContain("evaluate with: npx onnx-mnist eval --model runs/a/model.onnx"); // as the user ran it
     for (const f of ["model.onnx", "checkpoint", "metrics.jsonl", "report.html"]) expect(existsSync(join(app, "runs", "a", f)), f).toBe(true);
     expect(readFileSync(join(app, "runs", "a", "report.html"), "utf8")).toContain('id="dashboard-data"');
     const { stdout } = await cli(["eval", "--model", "runs/a/model.onnx", "--json"]);
