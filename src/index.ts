@@ -15,7 +15,8 @@ export { encodeModel, decodeModel } from "./onnx/proto.ts";
 
 // Models, optimizers and the three ONNX programs (train step, evaluation, inference).
 export { builtinModels, builtinSpec, validateSpec, SpecError, type ModelSpec, type LayerSpec } from "./nn/spec.ts";
-export { planModel, initialValues, type ModelPlan } from "./nn/model.ts";
+export { planModel, initialValues, type ModelPlan, type ModelInput } from "./program/program.ts";
+export type { ModelIR } from "./ir/ir.ts";
 export { optimizerConfig, optimizerNames, type OptimizerConfig, type OptimizerName } from "./optim/optimizer.ts";
 export { lrAt, lrSchedules, type LrSchedule } from "./optim/schedule.ts";
 export { buildProgram, buildInferenceModel, type Program } from "./program/program.ts";

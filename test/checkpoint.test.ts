@@ -5,7 +5,7 @@ import { builtinSpec } from "../src/nn/spec.ts";
 import { optimizerConfig } from "../src/optim/optimizer.ts";
 
 const data: CheckpointData = {
-  header: { model: builtinSpec("mycnn"), optimizer: optimizerConfig("adam", {}), step: 7, epoch: 1, stepInEpoch: 3, epochRng: [1, 2, 3, 4], config: { batch_size: 128 } },
+  header: { model: { kind: "spec", spec: builtinSpec("mycnn") }, optimizer: optimizerConfig("adam", {}), step: 7, epoch: 1, stepInEpoch: 3, epochRng: [1, 2, 3, 4], config: {} },
   tensors: [
     { name: "conv.0.weight", shape: [2, 3], data: Float32Array.of(1, -2, 0.5, 1e-30, -0, Math.PI) },
     { name: "adam.m.conv.0.weight", shape: [3], data: Float32Array.of(Infinity, -Infinity, 3) },
