@@ -1,6 +1,15 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly (no build step): tsx registers a loader for .ts files.
-import { register } from "tsx/esm/api";
-register();
-const { main } = await import("../cli/main.ts");
+// A checkout runs the TypeScript sources through tsx (no build step between an edit and a run); an installed
+// package has no sources and runs the JavaScript compiled into dist/ at pack time, needing only its dependencies.
+import { existsSync } from "node:fs";
+
+const source = new URL("../cli/main.ts", import.meta.url);
+let main;
+if (existsSync(source)) {
+  const { register } = await import("tsx/esm/api");
+  register();
+  ({ main } = await import(source.href));
+} else {
+  ({ main } = await import("../dist/cli/main.js"));
+}
 await main(process.argv.slice(2));

@@ -2,6 +2,7 @@ import type { CommandModule } from "yargs";
 import { existsSync } from "node:fs";
 import { serveDemo } from "../src/server/demo.ts";
 import { checkPort } from "./options.ts";
+import { CLI } from "./invocation.ts";
 
 interface Args {
   model?: string;
@@ -26,7 +27,7 @@ const command: CommandModule<object, Args> = {
     let modelPath = a.model;
     if (modelPath === undefined) {
       if (existsSync(DEFAULT_MODEL)) modelPath = DEFAULT_MODEL;
-      else console.error(`note: no ${DEFAULT_MODEL} (train one with \`onnx-mnist train\`); the page will ask for a model file`);
+      else console.error(`note: no ${DEFAULT_MODEL} (train one with \`${CLI} train\`); the page will ask for a model file`);
     }
     const server = await serveDemo({ modelPath, port: a.port, host: a.host, log: (line) => console.error(line) });
     console.log(`demo: ${server.url}${modelPath ? `  (model: ${modelPath})` : ""}  (Ctrl-C to stop)`);

@@ -5,6 +5,7 @@ import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { lrSchedules, type LrSchedule } from "../src/optim/schedule.ts";
 import { listen, type Listening } from "../src/server/listen.ts";
 import { checkModelOptions, checkNumber, checkPort, checkThreads, modelOptions } from "./options.ts";
+import { CLI } from "./invocation.ts";
 
 /** The parsed flags: the training options plus the dashboard's. */
 interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule"> {
@@ -125,7 +126,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
     if (outcome.status === "interrupted") {
       const p = outcome.position;
       console.log(`interrupted at epoch ${p.epoch + 1}, step ${p.stepInEpoch}; checkpoint saved in ${outcome.dir}/checkpoint`);
-      console.log(`resume with: onnx-mnist train --resume ${outcome.dir}`);
+      console.log(`resume with: ${CLI} train --resume ${outcome.dir}`);
       return { code: 130, dir: outcome.dir };
     }
     if (outcome.status === "diverged") {
@@ -136,14 +137,14 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
       return { code: 1, dir: outcome.dir };
     }
     console.log(`done: ${outcome.dir}/model.onnx` + (outcome.testAccuracy !== undefined ? ` (test accuracy ${(100 * outcome.testAccuracy).toFixed(2)}%)` : ""));
-    console.log(`evaluate with: onnx-mnist eval --model ${outcome.dir}/model.onnx`);
+    console.log(`evaluate with: ${CLI} eval --model ${outcome.dir}/model.onnx`);
     return { code: 0, dir: outcome.dir };
   } finally {
     process.off("SIGINT", onSigint);
     if (tty) bar.stop();
     if (dashboard) {
       await dashboard.close();
-      if (runDir) console.log(`dashboard closed; reopen it with: onnx-mnist dashboard ${runDir}  (or open ${runDir}/report.html)`);
+      if (runDir) console.log(`dashboard closed; reopen it with: ${CLI} dashboard ${runDir}  (or open ${runDir}/report.html)`);
     } else await port?.close();
   }
 }

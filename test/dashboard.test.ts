@@ -21,6 +21,13 @@ import { scriptJson } from "../src/dashboard/bundle.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(ROOT, "bin", "onnx-mnist.js");
+/**
+ * Deadlines for what the pages wait for. Under load (a full `npm test` on two cores: Chromium, a training
+ * process and other test files at once), a redraw after new data or a click can take seconds, so every wait
+ * names a generous deadline; a broken page still fails, only later.
+ */
+const REDRAW = { timeout: 30_000 }; // the page shows what it has been sent, or reacts to a click
+const FIRST_POINTS = { timeout: 90_000 }; // a training process starts (onnxruntime, graph build) and streams its first steps
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 describe("smoothing", () => {
@@ -224,15 +231,15 @@ describe("in Chromium", () => {
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
       const page = await newPage();
       await page.goto(url);
-      await expect.poll(() => lossPoints(page), { timeout: 60_000 }).toBeGreaterThan(0);
+      await expect.poll(() => lossPoints(page), FIRST_POINTS).toBeGreaterThan(0);
       const first = await lossPoints(page);
-      await expect.poll(() => lossPoints(page), { timeout: 30_000 }).toBeGreaterThan(first);
+      await expect.poll(() => lossPoints(page), REDRAW).toBeGreaterThan(first);
 
       // Reload while the run is still going: the page gets the whole history again, then the live tail.
       const beforeReload = await lossPoints(page);
       expect(await page.getByTestId("run-list").textContent()).toContain("running");
       await page.reload();
-      await expect.poll(() => lossPoints(page), { timeout: 30_000 }).toBeGreaterThanOrEqual(beforeReload);
+      await expect.poll(() => lossPoints(page), REDRAW).toBeGreaterThanOrEqual(beforeReload);
       const chart = page.getByTestId("loss-chart");
       // Complete: the curve starts at step 1 and has one point per step up to its last.
       expect(await chart.getAttribute("data-x-min")).toBe("1");
@@ -243,10 +250,10 @@ describe("in Chromium", () => {
       const recs = records(runA);
       const steps = recs.filter((r) => r.type === "step").length;
       expect(steps).toBe(2 * Math.ceil(24000 / 64));
-      await expect.poll(() => lossPoints(page), { timeout: 30_000 }).toBe(steps);
+      await expect.poll(() => lossPoints(page), REDRAW).toBe(steps);
       expect(await chart.getAttribute("data-x-min")).toBe("1");
       expect(await chart.getAttribute("data-x-max")).toBe(String(steps));
-      await expect.poll(() => page.getByTestId("run-list").textContent()).toContain("completed");
+      await expect.poll(() => page.getByTestId("run-list").textContent(), REDRAW).toContain("completed");
 
       const last = recs.filter((r): r is EpochRecord => r.type === "epoch").at(-1)!;
       expect(await page.getByTestId("test-accuracy").textContent()).toBe((100 * last.test_accuracy).toFixed(2));
@@ -256,7 +263,7 @@ describe("in Chromium", () => {
       expect(cells).toEqual(last.confusion.flat());
       const gallery = page.getByTestId("misclassified").locator("figure.mistake");
       expect(last.misclassified.length).toBeGreaterThan(0);
-      await expect.poll(() => gallery.count()).toBe(last.misclassified.length);
+      await expect.poll(() => gallery.count(), REDRAW).toBe(last.misclassified.length);
       expect(await gallery.first().locator("figcaption").textContent()).toContain(`${last.misclassified[0].label} → ${last.misclassified[0].prediction}`);
       expect(await page.getByTestId("model-summary").textContent()).toContain("conv.0");
       expect(await pixelsOfColour(page, "loss-chart", BLUE)).toBeGreaterThan(100);
@@ -265,7 +272,7 @@ describe("in Chromium", () => {
       train.kill("SIGKILL");
     }
     expect(pageErrors).toEqual([]);
-  });
+  }, 300_000); // ~750 training steps with the page open, on a loaded machine
 
   it("writes a self-contained report.html that renders from file:// without any network", async () => {
     const html = readFileSync(join(runA, "report.html"), "utf8");
@@ -275,7 +282,7 @@ describe("in Chromium", () => {
     page.on("request", (r) => requests.push(r.url()));
     await page.goto(pathToFileURL(join(runA, "report.html")).href);
     const steps = records(runA).filter((r) => r.type === "step").length;
-    await expect.poll(() => lossPoints(page)).toBe(steps);
+    await expect.poll(() => lossPoints(page), REDRAW).toBe(steps);
     expect(await pixelsOfColour(page, "loss-chart", BLUE)).toBeGreaterThan(100);
     expect(await pixelsOfColour(page, "accuracy-chart", BLUE)).toBeGreaterThan(20);
     expect(await page.getByTestId("confusion-matrix").locator("td").count()).toBe(100);
@@ -302,7 +309,7 @@ describe("in Chromium", () => {
     await writeReport(dir);
     const page = await newPage();
     await page.goto(pathToFileURL(join(dir, "report.html")).href);
-    await expect.poll(() => page.getByTestId("model-summary").textContent()).toContain("</script><script>document.title='pwned'</script>");
+    await expect.poll(() => page.getByTestId("model-summary").textContent(), REDRAW).toContain("</script><script>document.title='pwned'</script>");
     expect(await page.title()).not.toBe("pwned");
     await page.close();
     expect(pageErrors).toEqual([]);
@@ -318,7 +325,7 @@ describe("in Chromium", () => {
       await page.goto(url);
       const stepsA = records(runA).filter((r) => r.type === "step").length;
       const stepsB = records(runB).filter((r) => r.type === "step").length;
-      await expect.poll(() => lossPoints(page), { timeout: 30_000 }).toBe(stepsA + stepsB);
+      await expect.poll(() => lossPoints(page), REDRAW).toBe(stepsA + stepsB);
       const runList = page.getByTestId("run-list").locator("li");
       expect(await runList.count()).toBe(2); // runs/latest is the same run as runs/b
       expect(await runList.locator("button.name").allTextContents()).toEqual(["a", "b"]);
@@ -329,11 +336,11 @@ describe("in Chromium", () => {
 
       // Hide run b; show run b's evaluation.
       await runList.nth(1).locator("input[type=checkbox]").uncheck();
-      await expect.poll(() => chart.getAttribute("data-series")).toBe("2");
+      await expect.poll(() => chart.getAttribute("data-series"), REDRAW).toBe("2");
       await runList.nth(1).locator("button.name").click();
-      await expect.poll(() => page.locator("#focus-name").textContent()).toBe("b");
+      await expect.poll(() => page.locator("#focus-name").textContent(), REDRAW).toBe("b");
       const lastB = records(runB).filter((r): r is EpochRecord => r.type === "epoch").at(-1)!;
-      await expect.poll(() => page.getByTestId("test-accuracy").textContent()).toBe((100 * lastB.test_accuracy).toFixed(2));
+      await expect.poll(() => page.getByTestId("test-accuracy").textContent(), REDRAW).toBe((100 * lastB.test_accuracy).toFixed(2));
       const cells = await page.getByTestId("confusion-matrix").locator("td").evaluateAll((tds) => tds.map((td) => Number((td as HTMLElement).dataset.count)));
       expect(cells.reduce((a, b) => a + b, 0)).toBe(500);
       await page.close();
@@ -343,7 +350,7 @@ describe("in Chromium", () => {
       dash.kill("SIGKILL");
     }
     expect(pageErrors).toEqual([]);
-  });
+  }, 240_000); // a short training run, then the dashboard server and the page
 
   it("resumes a dropped event stream by Last-Event-ID without duplicates or gaps", async () => {
     // The trainer's API, fed the records of the real run above.

@@ -87,7 +87,7 @@ describe("onnx-mnist train", () => {
     child.kill("SIGINT");
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     expect(code).toBe(130);
-    expect(stdout).toMatch(/resume with: onnx-mnist train --resume /);
+    expect(stdout).toMatch(/resume with: (npx )?onnx-mnist train --resume /); // npx when run through npm (npm test)
     const mid = checkpoint(cut);
     expect(mid.header.epoch * 125 + mid.header.stepInEpoch).toBeGreaterThan(0);
     expect(mid.header.epoch * 125 + mid.header.stepInEpoch).toBeLessThan(250); // it really stopped early

@@ -168,7 +168,7 @@ describe("web demo in Chromium", () => {
   it("shows a clear message for a corrupt or unfitting model and keeps the previous one working", async () => {
     const page = await openDemo();
     const good = readFileSync(modelPath);
-    const loads = async (n: number) => page.waitForFunction((n) => document.documentElement.dataset.loads === String(n), n);
+    const loads = async (n: number) => page.waitForFunction((n) => document.documentElement.dataset.loads === String(n), n, { timeout: 60_000 }); // a model load, under load
     const error = page.getByTestId("model-error");
 
     await page.getByTestId("model-file").setInputFiles({ name: "broken.onnx", mimeType: "application/octet-stream", buffer: good.subarray(0, good.length >> 1) });

@@ -5,18 +5,22 @@
  * document, so they show the same charts; an inline classic script also runs from file://, where module
  * scripts that import other files do not.
  *
- * The bundle is built on demand with Vite's JS API and cached under node_modules/.cache, keyed by a hash of the
- * page's sources, so a fresh checkout builds it once (a few seconds) and an edited source rebuilds it.
+ * An installed package reads the bundle and the markup built at pack time (dist/dashboard/, see
+ * scripts/build.ts) and never needs Vite or uPlot. A checkout builds the bundle on demand with Vite's JS API and
+ * caches it under node_modules/.cache, keyed by a hash of the page's sources, so a fresh checkout builds it
+ * once (a few seconds) and an edited source rebuilds it.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { contentHash, UserError, writeFileAtomic } from "../node/files.ts";
+import { COMPILED, ROOT } from "../server/build.ts";
 import type { StreamMessage } from "./state.ts";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const ENTRY = join(ROOT, "web", "dashboard", "main.ts");
-const TEMPLATE = join(ROOT, "web", "dashboard.html");
+/** Where a package keeps the page built at pack time: the bundle (JSON) and the markup. */
+export const SHIPPED_DIR = join(ROOT, "dashboard");
+export const SHIPPED_BUNDLE = "bundle.json";
+const TEMPLATE = COMPILED ? join(SHIPPED_DIR, "dashboard.html") : join(ROOT, "web", "dashboard.html");
 
 export interface Bundle {
   js: string;
@@ -48,14 +52,20 @@ function sourceHash(): string {
 }
 
 async function loadOrBuild(): Promise<Bundle> {
+  if (COMPILED) {
+    const shipped = join(SHIPPED_DIR, SHIPPED_BUNDLE);
+    if (!existsSync(shipped)) throw new UserError(`${shipped}: the dashboard page is missing from this installation; reinstall onnx-mnist`);
+    return JSON.parse(readFileSync(shipped, "utf8")) as Bundle;
+  }
   const cache = join(ROOT, "node_modules", ".cache", "onnx-mnist", `dashboard-${sourceHash()}.json`);
   if (existsSync(cache)) return JSON.parse(readFileSync(cache, "utf8")) as Bundle;
-  const bundle = await build();
+  const bundle = await buildDashboardBundle();
   writeFileAtomic(cache, JSON.stringify(bundle));
   return bundle;
 }
 
-async function build(): Promise<Bundle> {
+/** Bundles the page's script and style from the sources (Vite is a dev dependency). */
+export async function buildDashboardBundle(): Promise<Bundle> {
   let vite: typeof import("vite");
   try {
     vite = await import("vite");
@@ -76,6 +86,7 @@ async function build(): Promise<Bundle> {
       copyPublicDir: false,
       outDir: join(ROOT, "node_modules", ".cache", "onnx-mnist", "dashboard-build"),
       lib: { entry: ENTRY, formats: ["iife"], name: "OnnxMnistDashboard", fileName: () => "dashboard.js", cssFileName: "dashboard" },
+      rolldownOptions: { checks: { bundlerTimings: false } }, // no [PLUGIN_TIMINGS] report under load
     },
   });
   const outputs = (Array.isArray(result) ? result : [result]).flatMap((r) => ("output" in r ? r.output : []));
