@@ -7,7 +7,7 @@ export * from "../index.ts";
 export { loadMnist, defaultMnistDir, type LoadOptions } from "../data/node.ts";
 export { decodeImage, ImageError, type DecodedImage } from "../image/decode.ts";
 export { openModel, sessionPredictor } from "./model-file.ts";
-export { RunDir, defaultRunPath } from "./run-dir.ts";
+export { RunDir } from "./run-dir.ts";
 export { trainRun, type TrainOptions, type TrainHooks, type TrainOutcome } from "./train-run.ts";
 export { writeFileAtomic, UserError } from "./files.ts";
 export { serveDemo, type DemoOptions, type DemoServer } from "../server/demo.ts";
