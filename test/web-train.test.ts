@@ -21,6 +21,8 @@ import { loadMnist } from "../src/data/node.ts";
 import { decodeCheckpoint } from "../src/runtime/checkpoint.ts";
 import { summarizeModel } from "../src/onnx/summary.ts";
 import type { Snapshot, StepPoint } from "../web/train/protocol.ts";
+import { importModel } from "./helpers/import-models.ts";
+import { decodeModel } from "../src/onnx/proto.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -106,7 +108,7 @@ describe("Train page in Chromium", () => {
   const status = (page: Page) => page.getByTestId("train-status").textContent() as Promise<string>;
   const ends = (page: Page) => page.evaluate(() => (globalThis as any).onnxMnistTrain.ends as number);
   async function waitForEnd(page: Page, count: number): Promise<void> {
-    await page.waitForFunction((n) => (globalThis as any).onnxMnistTrain.ends >= n, count, { timeout: 120_000 });
+    await page.waitForFunction((n) => (globalThis as any).onnxMnistTrain.ends >= n, count, { timeout: 240_000 });
   }
   const snapshot = (page: Page) => page.evaluate(() => {
     const s = (globalThis as any).onnxMnistTrain.snapshot as Snapshot;
@@ -231,6 +233,27 @@ describe("Train page in Chromium", () => {
     expect(Buffer.from(Uint8Array.from(straight.checkpoint)).equals(Buffer.from(Uint8Array.from(continued.checkpoint)))).toBe(true);
     await page.close();
   }, 300_000); // training in the browser and on the command line, on a loaded machine
+
+  it("fine-tunes an ONNX classifier exported by PyTorch, picked in the page: accuracy rises, the model keeps its own names", async () => {
+    const m = await importModel("mycnn_train_op13_dynamic.onnx");
+    const page = await openTrain();
+    await settings(page, { epochs: 1, batchSize: 32, train: 3000, test: 300, model: "onnx-file" });
+    await page.getByTestId("lr").fill("0.003");
+    await page.getByTestId("onnx-file").setInputFiles(m.path);
+    await expect.poll(() => status(page), REDRAW).toMatch(/mycnn_train_op13_dynamic\.onnx .* will be fine-tuned/);
+    await page.getByTestId("train-start").click();
+    await waitForEnd(page, 1);
+    const epochs = await page.evaluate(() => (globalThis as any).onnxMnistTrain.epochs as { testAccuracy: number }[]);
+    expect(epochs.length).toBe(1);
+    expect(epochs[0].testAccuracy).toBeGreaterThan(0.75); // from random initial weights, 94 steps
+    const s = await snapshot(page);
+    const exported = decodeModel(Uint8Array.from(s.model));
+    expect(exported.graph.input.map((i) => i.name)).toEqual(["input"]);
+    expect(exported.graph.output.map((o) => o.name)).toEqual(["output"]);
+    expect(exported.graph.initializer.map((t) => t.name)).toContain("conv.0.weight");
+    expect(decodeCheckpoint(Uint8Array.from(s.checkpoint), "checkpoint").header.model.kind).toBe("onnx");
+    await page.close();
+  }, 300_000);
 
   it("says in one line what is wrong with a setting, and starts nothing", async () => {
     const page = await openTrain();

@@ -25,6 +25,8 @@ const ui = {
   testCount: $<HTMLInputElement>("test-count"),
   lr: $<HTMLInputElement>("lr"),
   seed: $<HTMLInputElement>("seed"),
+  onnxRow: $("onnx-row"),
+  onnxFile: $<HTMLInputElement>("onnx-file"),
   start: $<HTMLButtonElement>("start"),
   stop: $<HTMLButtonElement>("stop"),
   cont: $<HTMLButtonElement>("continue"),
@@ -70,6 +72,28 @@ function threadsParam(): number {
 
 // ---- Settings
 for (const name of Object.keys(builtinModels)) ui.model.append(new Option(name, name));
+// An ONNX classifier from elsewhere, picked or dropped: fine-tuned from its own weights (`train --from`).
+const ONNX_CHOICE = "onnx-file";
+ui.model.append(new Option("your ONNX file…", ONNX_CHOICE));
+let onnx: { name: string; bytes: Uint8Array } | null = null;
+const showOnnxRow = () => (ui.onnxRow.hidden = ui.model.value !== ONNX_CHOICE);
+ui.model.addEventListener("change", showOnnxRow);
+async function takeOnnx(file: File): Promise<void> {
+  onnx = { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
+  ui.model.value = ONNX_CHOICE;
+  showOnnxRow();
+  setStatus(`${file.name} (${(file.size / 1024).toFixed(0)} kB) will be fine-tuned: press Start`);
+}
+ui.onnxFile.addEventListener("change", () => {
+  const f = ui.onnxFile.files?.[0];
+  if (f) void takeOnnx(f).catch(showError);
+});
+document.addEventListener("dragover", (e) => e.preventDefault());
+document.addEventListener("drop", (e) => {
+  e.preventDefault();
+  const f = e.dataTransfer?.files?.[0];
+  if (f && state.training !== "running") void takeOnnx(f).catch(showError);
+});
 ui.trainCount.max = String(SUBSET_TRAIN);
 ui.testCount.max = String(SUBSET_TEST);
 $("subset-size").textContent = `up to ${SUBSET_TRAIN.toLocaleString("en-US")} and ${SUBSET_TEST.toLocaleString("en-US")}`;
@@ -88,6 +112,10 @@ function readSettings(): RunSettings | string {
   const lr = Number(ui.lr.value);
   for (const v of [epochs, batchSize, trainCount, testCount, seed]) if (typeof v === "string") return v;
   if (!(ui.lr.value.trim() !== "" && Number.isFinite(lr) && lr > 0 && lr <= 1)) return `Learning rate must be a number above 0 and at most 1, got "${ui.lr.value}"`;
+  if (ui.model.value === ONNX_CHOICE) {
+    if (!onnx) return "Choose an ONNX file to fine-tune (or drop one on the page)";
+    return { model: onnx.name, onnx: { name: onnx.name, bytes: onnx.bytes.slice() }, epochs, batchSize, trainCount, testCount, lr, seed } as RunSettings;
+  }
   return { model: ui.model.value, epochs, batchSize, trainCount, testCount, lr, seed } as RunSettings;
 }
 
@@ -217,7 +245,7 @@ function setRunning(on: boolean): void {
   ui.start.disabled = on;
   ui.stop.disabled = !on;
   ui.cont.disabled = on || !hasRun;
-  for (const el of [ui.model, ui.batchSize, ui.trainCount, ui.testCount, ui.lr, ui.seed, ui.epochs]) el.disabled = on;
+  for (const el of [ui.model, ui.onnxFile, ui.batchSize, ui.trainCount, ui.testCount, ui.lr, ui.seed, ui.epochs]) el.disabled = on;
 }
 
 function setStatus(text: string): void {

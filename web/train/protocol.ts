@@ -3,7 +3,9 @@
 /** What the page asks for. The CLI's names for the same settings are in the comments. */
 import type { StepInfo } from "../../src/runtime/fit.ts";
 export interface RunSettings {
-  model: string; // --model (a built-in name)
+  model: string; // --model (a built-in name), or the name of the ONNX file in `onnx`
+  /** --from: an ONNX classifier to fine-tune instead of a built-in model (its own weights are the start). */
+  onnx?: { name: string; bytes: Uint8Array };
   epochs: number; // --epochs
   batchSize: number; // --batch-size
   trainCount: number; // --train-limit: the first N images of MNIST's training file

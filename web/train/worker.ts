@@ -13,6 +13,7 @@
 import * as ort from "onnxruntime-web/wasm";
 import { buildProgram, initialValues } from "../../src/program/program.ts";
 import { builtinSpec } from "../../src/nn/spec.ts";
+import { importOnnx } from "../../src/ir/import.ts";
 import { optimizerConfig } from "../../src/optim/optimizer.ts";
 import { Trainer, type Ort } from "../../src/runtime/trainer.ts";
 import type { RunConfig } from "../../src/runtime/config.ts";
@@ -75,7 +76,9 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
     throw new Error(`the page's MNIST subset has ${all.train.count} training and ${all.test.count} test images; ask for at most that many`);
   const data = { train: limitSplit(all.train, s.trainCount), test: limitSplit(all.test, s.testCount) };
   post({ type: "status", text: `building the ${s.model} training graph…` });
-  const program = buildProgram(builtinSpec(s.model), optimizerConfig("adam", { lr: s.lr }));
+  // A built-in model, or an ONNX classifier imported into the same model IR (fine-tuned from its own weights).
+  const model = s.onnx ? importOnnx(s.onnx.bytes, { source: s.onnx.name }) : builtinSpec(s.model);
+  const program = buildProgram(model, optimizerConfig("adam", { lr: s.lr }));
   const init = initialValues(program.plan, s.seed);
   const old = run;
   run = null;
