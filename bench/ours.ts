@@ -1,6 +1,6 @@
 /**
  * Our side of the benchmarks, one measurement per process (like bench/torch_ref.py bench): prints JSON lines.
- *   tsx bench/ours.ts --what step|epoch|eval [--model mycnn] [--threads 2] [--batch-size 128] [--rounds 1]
+ *   tsx bench/ours.ts --what step|epoch|eval [--model mycnn | --from model.onnx] [--threads 2] [--batch-size 128] [--rounds 1]
  * step: median ms of a training step on one fixed batch (after warm-up); epoch: one full shuffled epoch of the
  * 60k training images through fit() (batch assembly included, no evaluation); eval: the 10k test set through
  * model.onnx at batch 1000 and 10000. Ends with the process's peak RSS.
@@ -13,6 +13,7 @@ import { optimizerConfig } from "../src/optim/optimizer.ts";
 import { Trainer } from "../src/runtime/trainer.ts";
 import { fit, startPosition } from "../src/runtime/fit.ts";
 import { loadMnist } from "../src/data/node.ts";
+import { importOnnxFile } from "../src/node/onnx-file.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -22,6 +23,7 @@ const { values: a } = parseArgs({
     "batch-size": { type: "string", default: "128" },
     rounds: { type: "string", default: "1" },
     steps: { type: "string", default: "50" },
+    from: { type: "string" },
   },
 });
 const threads = Number(a.threads);
@@ -29,7 +31,8 @@ const B = Number(a["batch-size"]);
 const emit = (r: object) => console.log(JSON.stringify({ ...r, threads, batch: B, model: a.model, ort: ort.env.versions.node }));
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1];
 
-const program = buildProgram(builtinSpec(a.model!), optimizerConfig("adam"));
+// --from: an ONNX model imported into the model IR, trained from its own weights (as `train --from`).
+const program = buildProgram(a.from ? importOnnxFile(a.from) : builtinSpec(a.model!), optimizerConfig("adam"));
 const init = initialValues(program.plan, 0);
 const data = loadMnist();
 
