@@ -3,7 +3,7 @@
  * Errors that users can fix print one line `error: ...` and exit 1; usage errors (unknown command or option,
  * a flag without its value, a flag value out of range) print one line and exit 2.
  */
-import { readFileSync } from "node:fs";
+import { VERSION } from "../src/program/program.ts";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import buildGraph from "./build-graph.ts";
@@ -14,7 +14,6 @@ import { commandModules } from "./commands.ts";
 import { nearest, UsageError } from "./options.ts";
 
 const COMMANDS = [buildGraph, train, evalCmd, ...commandModules, start].map((m) => String(m.command).split(" ")[0]);
-const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export function cli(argv: string[]) {
   const y = yargs(argv);

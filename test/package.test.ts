@@ -102,3 +102,10 @@ describe("README's API section", () => {
     });
   }
 });
+
+describe("version", () => {
+  it("the CLI's --version (src/program VERSION, also each graph's producer_version) is package.json's version", async () => {
+    const { VERSION } = await import("../src/program/program.ts");
+    expect(VERSION).toBe(JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
+  });
+});
