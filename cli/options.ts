@@ -11,7 +11,7 @@ export class UsageError extends Error {
 export const modelOptions = {
   model: { type: "string", default: "mycnn", describe: "built-in model (mycnn, lenet5) or a spec .json file", requiresArg: true },
   from: { type: "string", describe: "an ONNX image classifier to train instead (e.g. exported by torch.onnx.export)", requiresArg: true },
-  "requires-grad": { type: "array", string: true, describe: "with --from: only initializers matching these globs train (default: every weight and bias)" },
+  "requires-grad": { type: "array", string: true, describe: "with --from: only initializers matching these globs train [default: weights and biases]" },
   frozen: { type: "array", string: true, describe: "with --from: initializers matching these globs stay fixed" },
   optimizer: { type: "string", choices: optimizerNames as unknown as string[], default: "adam", describe: "optimizer (PyTorch semantics)" },
   lr: { type: "number", describe: "learning rate [default: 1e-3 for adam/adamw, 1e-2 for sgd]", requiresArg: true },

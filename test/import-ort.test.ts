@@ -64,7 +64,7 @@ describe("the imported IR computes what the original model does", () => {
       // not vacuous: the scores differ between images
       expect(new Set(Array.from(theirs[0].subarray(0, 100), (v) => v.toPrecision(4))).size, m.file).toBeGreaterThan(20);
     }
-  });
+  }, 900_000);
 
   it("every export: its class scores equal PyTorch's on the reference batch", async () => {
     for (const m of models) {
@@ -77,5 +77,5 @@ describe("the imported IR computes what the original model does", () => {
       const scale = logits.data.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
       expect(diff, `${m.file}: max |IR - PyTorch| ${diff} (scores up to ${scale})`).toBeLessThan(1e-4 * Math.max(1, scale));
     }
-  });
+  }, 900_000);
 });

@@ -22,12 +22,10 @@ import { importModels, type ImportModel } from "./helpers/import-models.ts";
 const N = 1000;
 let models: ImportModel[];
 let images: Float32Array;
-let labels: BigInt64Array;
 beforeAll(async () => {
   models = await importModels();
-  const data = loadMnist(undefined, { trainLimit: 64, testLimit: N });
+  const data = loadMnist(undefined, { trainLimit: 1, testLimit: N });
   images = Float32Array.from(data.test.images.subarray(0, N * 784), (v) => v / 255);
-  labels = BigInt64Array.from(data.train.labels.subarray(0, 64), (v) => BigInt(v));
 });
 const byFile = (f: string) => models.find((m) => m.file === f)!;
 const importIt = (m: ImportModel) => importOnnx(m.bytes(), { source: m.file });
@@ -84,7 +82,7 @@ describe("the inference model of an imported model (buildInferenceModel)", () =>
       const diff = maxAbs(out, expected);
       expect(diff, `${m.file}: max |ours - PyTorch| = ${diff}`).toBeLessThan(1e-4);
     }
-  });
+  }, 900_000);
 });
 
 function softmaxRows(z: Float32Array, k: number, log: boolean): Float32Array {
@@ -144,7 +142,7 @@ describe("whole-model gradient of an imported model, every parameter, against fi
       if (Math.abs(analytic) > 2e-2 && !bnBias.has(spec.name)) clear++;
     }
     expect(clear, "most parameters have a clearly non-zero directional derivative").toBeGreaterThan(plan.params.length / 2);
-  });
+  }, 600_000);
 });
 
 /** Conv biases whose output feeds a training-mode BatchNorm alone (see the README), and that BatchNorm's running mean. */
@@ -205,7 +203,7 @@ describe("one Adam step from the exported weights equals PyTorch's", () => {
     // Few elements are noise-dominated: the comparison above covers nearly everything.
     expect(noisy, "noise-dominated elements").toBeLessThan(2e-4 * program.plan.paramCount + 10);
     expect(compared).toBe([...ref.keys()].filter((k) => k.startsWith("after.")).length);
-  });
+  }, 900_000);
 });
 
 describe("round trip: the mycnn spec, exported and imported back", () => {
@@ -238,6 +236,5 @@ describe("round trip: the mycnn spec, exported and imported back", () => {
     expect(maxAbs(runs[1].state.params, runs[0].state.params)).toBe(0);
     expect(maxAbs(runs[1].state.buffers, runs[0].state.buffers)).toBe(0);
     expect(runs[0].losses[2]).toBeLessThan(runs[0].losses[0]); // it did train
-    void labels;
-  });
+  }, 600_000);
 });

@@ -76,11 +76,8 @@ const inexpressible = (op: string, a: Sym, b: Sym) => new FoldError(`${op}(${a},
 const arith =
   (op: string, f: (a: number, b: number) => number, identity: (a: Sym, b: Sym) => Sym | undefined): Binary =>
   (a, b, dtype) => {
-    if (a !== "N" && b !== "N") {
-      const r = f(a, b);
-      // Integer division in ONNX truncates... for non-negative sizes, as shape arithmetic uses, it is floor.
-      return round(dtype, FLOAT_TYPES.has(dtype) || op !== "Div" ? r : Math.floor(r));
-    }
+    // (Integer Div truncates toward zero, as ONNX's does: round() does that for integer types.)
+    if (a !== "N" && b !== "N") return round(dtype, f(a, b));
     const r = identity(a, b);
     if (r === undefined) throw inexpressible(op, a, b);
     return r;
@@ -93,7 +90,11 @@ const BINARY: Record<string, Binary> = {
   Div: arith("Div", (a, b) => a / b, (a, b) => (b === 1 ? a : a === b ? 1 : undefined)),
   Max: arith("Max", Math.max, (a, b) => (a === b ? a : undefined)),
   Min: arith("Min", Math.min, (a, b) => (a === b ? a : undefined)),
-  Equal: (a, b) => (a === b ? 1 : a !== "N" && b !== "N" ? 0 : (() => { throw inexpressible("Equal", a, b); })()),
+  Equal: (a, b) => {
+    if (a === b) return 1;
+    if (a === "N" || b === "N") throw inexpressible("Equal", a, b);
+    return 0;
+  },
 };
 
 // ---- broadcasting and indexing ------------------------------------------------------------------------------
