@@ -15,7 +15,8 @@ function cli(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-describe("build-graph", () => {
+// Each test runs the CLI (a process that loads onnxruntime and builds graphs): minutes when two cores are shared.
+describe("build-graph", { timeout: 300_000 }, () => {
   it("writes train_step.onnx, eval_step.onnx, model.onnx and checkpoint, byte-identical for the same flags", () => {
     const [a, b, c] = ["a", "b", "c"].map((d) => join(root, d));
     const ra = cli("build-graph", "--model", "mycnn", "--optimizer", "adam", "--lr", "1e-3", "--seed", "0", "--out", a);

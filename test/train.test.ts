@@ -27,7 +27,13 @@ const records = (dir: string) =>
     .map((l) => JSON.parse(l));
 const checkpoint = (dir: string) => decodeCheckpoint(new Uint8Array(readFileSync(join(dir, "checkpoint"))), dir);
 
-describe("onnx-mnist train", () => {
+/**
+ * Every test here runs the CLI, most of them several times (train, resume, eval): seconds on a calm machine,
+ * minutes when the whole suite and other work share two cores. A hung run still fails, at this deadline.
+ */
+const CLI_RUNS = { timeout: 600_000 };
+
+describe("onnx-mnist train", CLI_RUNS, () => {
   it("reaches > 90% on 1,000 test images after training on 2,000 images, and writes the run directory", () => {
     const dir = join(root, "small");
     const r = cli("train", "--epochs", "5", "--train-limit", "2000", "--test-limit", "1000", "--batch-size", "32", "--lr", "3e-3", "--out", dir);
@@ -123,7 +129,7 @@ describe("onnx-mnist train", () => {
   });
 });
 
-describe("bad input", () => {
+describe("bad input", CLI_RUNS, () => {
   const bad = (name: string, make: (dir: string) => void) => {
     const dir = join(root, `data-${name}`);
     mkdirSync(dir, { recursive: true });

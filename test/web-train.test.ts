@@ -192,7 +192,7 @@ describe("Train page in Chromium", () => {
     expect(parseFloat((await demo.getByTestId("gallery-accuracy").textContent())!)).toBeGreaterThan(85);
     await demo.close();
     await page.close();
-  }, 300_000); // training in the browser and on the command line, on a loaded machine
+  }, 600_000); // training in the browser and on the command line, on a loaded machine
 
   it("stops mid-epoch and continues exactly where it stopped: the same model as an uninterrupted run", async () => {
     const page = await openTrain();
@@ -232,7 +232,7 @@ describe("Train page in Chromium", () => {
     expect(Buffer.from(Uint8Array.from(straight.model)).equals(Buffer.from(Uint8Array.from(continued.model)))).toBe(true);
     expect(Buffer.from(Uint8Array.from(straight.checkpoint)).equals(Buffer.from(Uint8Array.from(continued.checkpoint)))).toBe(true);
     await page.close();
-  }, 300_000); // training in the browser and on the command line, on a loaded machine
+  }, 600_000); // training in the browser and on the command line, on a loaded machine
 
   it("fine-tunes an ONNX classifier exported by PyTorch, picked in the page: accuracy rises, the model keeps its own names", async () => {
     const m = await importModel("mycnn_train_op13_dynamic.onnx");
