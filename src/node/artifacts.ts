@@ -76,10 +76,13 @@ export function buildArtifacts(o: BuildOptions): Built {
   const program = buildProgram(model, opt);
   const init = initialValues(program.plan, o.seed);
   const state = Trainer.freshState(program, init.params, init.buffers);
-  // One id for the graphs, so that `train --graph` can tell a directory mixing two builds. Derived from the
-  // graphs themselves (the same build gives the same bytes, and a graph does not depend on the seed: its
-  // initial values are in the checkpoint), not drawn at random.
-  const build = createHash("sha256").update(program.trainStep).update(program.evalStep).digest("hex").slice(0, 16);
+  // One id for the four files, so that `train --graph` can tell a directory mixing two builds. Derived from
+  // the graphs (the same build gives the same bytes), not drawn at random; not from the seed, which changes
+  // only the initial weights: graphs of one seed train a checkpoint of another exactly as their own.
+  const source = program.plan.ir.source;
+  const hash = createHash("sha256").update(program.trainStep).update(program.evalStep).update(JSON.stringify({ opt, model: source.kind === "spec" ? source.spec : o.from }));
+  if (source.kind === "onnx") hash.update(source.bytes);
+  const build = hash.digest("hex").slice(0, 16);
   const config = { model: o.from ?? o.model, optimizer: o.optimizer, lr: opt.lr, seed: o.seed, build_id: build };
   const files = {
     "train_step.onnx": withBuildId(program.trainStep, build),
