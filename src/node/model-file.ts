@@ -1,29 +1,69 @@
 /** Node-only: open a `model.onnx` with onnxruntime-node, with clear errors for files that are not one. */
 import * as ort from "onnxruntime-node";
 import { existsSync, statSync } from "node:fs";
-import { checkMnistModel } from "../runtime/check-model.ts";
-import { UserError } from "./files.ts";
-import type { Predictor } from "../runtime/fit.ts";
+import { dirname, join } from "node:path";
+import { readFileOrFail, UserError } from "./files.ts";
+import { ClassifierAdapter, graphFacts, type Calibration, type GraphFacts } from "../interop/adapter.ts";
+import { PRESET_NAMES, type PixelConvention } from "../image/convention.ts";
+import { loadMnistSplit } from "../data/node.ts";
 
-export async function openModel(path: string, threads?: number): Promise<ort.InferenceSession> {
+/** A session over the model file; the bytes are read here so that callers can also inspect the graph. */
+export async function openModel(path: string, threads?: number): Promise<{ session: ort.InferenceSession; bytes: Uint8Array }> {
   if (!existsSync(path)) throw new UserError(`${path}: no such file (expected an ONNX model, e.g. runs/latest/model.onnx)`);
   if (statSync(path).isDirectory()) throw new UserError(`${path}: is a directory; pass the model.onnx file inside it`);
+  const bytes = readFileOrFail(path, "an ONNX model");
   let session: ort.InferenceSession;
   try {
+    // From the path, not the bytes, so that external data files resolve beside the model.
     session = await ort.InferenceSession.create(path, threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {});
   } catch (e) {
-    const reason = String((e as Error).message).split("\n")[0].slice(0, 200);
-    throw new UserError(`${path}: not a loadable ONNX model (${reason})`);
+    const reason = String((e as Error).message).split("\n")[0];
+    const external = /external data|GetExternalDataInfo|External initializer|open file|filesystem error/i.test(reason) ? /(?:path|file)[:\s"']+([^\s"',)]+)/i.exec(reason) : null;
+    if (external) throw new UserError(`${path}: its weights are in an external data file that cannot be read (${external[1]}); keep the .onnx file and its data file(s) together in ${dirname(path) || "."}`);
+    if (/external/i.test(reason)) throw new UserError(`${path}: its weights are in external data files that cannot be read (${reason.slice(0, 200)}); keep them beside the model in ${join(dirname(path))}`);
+    throw new UserError(`${path}: not a loadable ONNX model (${reason.slice(0, 200)})`);
   }
-  checkMnistModel(session, path);
-  return session;
+  return { session, bytes };
 }
 
-/** A Predictor over an inference session with input `input` [N,1,28,28] and output `logits` [N,10]. */
-export function sessionPredictor(session: ort.InferenceSession, shape: [number, number, number] = [1, 28, 28]): Predictor {
-  const px = shape[0] * shape[1] * shape[2];
-  return async (x, _y, n) => {
-    const out = await session.run({ input: new ort.Tensor("float32", x.subarray(0, n * px), [n, ...shape]) });
-    return out.logits.data as Float32Array;
+/**
+ * Opens any MNIST classifier (see src/interop/adapter.ts). `calibration` is called only if the pixel
+ * convention must be detected.
+ */
+export async function openClassifier(
+  path: string,
+  o: { threads?: number; convention?: PixelConvention; calibration?: () => Promise<Calibration> } = {},
+): Promise<ClassifierAdapter & { release(): Promise<void> }> {
+  const { session, bytes } = await openModel(path, o.threads);
+  let facts: GraphFacts | undefined;
+  try {
+    facts = graphFacts(bytes);
+  } catch {
+    facts = undefined; // onnxruntime loaded it, so it is ONNX; without facts, outputs are judged by their values
+  }
+  try {
+    const adapter = await ClassifierAdapter.create(ort, session, path, { facts, convention: o.convention, calibration: o.calibration });
+    return Object.assign(adapter, { release: () => session.release() });
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
+}
+
+/** How many training images calibrate the pixel convention: enough to tell 98 % from 90 % apart, fast at batch 1. */
+export const CALIBRATION_IMAGES = 500;
+
+/** The first training images of `dir` (default: the bundled MNIST), read only when this is called. */
+export function trainingCalibration(dir: string | undefined, count = CALIBRATION_IMAGES): () => Promise<Calibration> {
+  return async () => {
+    let split;
+    try {
+      split = loadMnistSplit(dir, "train", count);
+    } catch (e) {
+      throw new UserError(`the model's pixel convention is detected on training images, and they cannot be read (${(e as Error).message}); pass --input-preset (${PRESET_NAMES.join(", ")}) or --data DIR with the training files`);
+    }
+    const images = new Float32Array(split.count * 784);
+    for (let i = 0; i < images.length; i++) images[i] = split.images[i] / 255;
+    return { images, labels: split.labels, count: split.count };
   };
 }
