@@ -136,22 +136,37 @@ export class ClassifierAdapter {
     return out;
   }
 
-  /** Accuracy under each preset; keeps the best (ties: the earlier preset, so [0,1] first). */
+  /**
+   * Accuracy under each preset; keeps the best. Within a point of the best accuracy the lower cross-entropy
+   * decides: a ReLU network without normalisation is nearly scale-invariant in its argmax (0-1 and 0-255 rank
+   * alike), but fed 255x its inputs it is absurdly overconfident, and its loss says so. Exact ties: the earlier preset.
+   */
   private async detectConvention(c: Calibration): Promise<PixelHandling> {
     const accuracy: Partial<Record<PresetName, number>> = {};
-    let best: PresetName = PRESET_NAMES[0];
+    const loss: Partial<Record<PresetName, number>> = {};
     for (const p of PRESET_NAMES) {
       const s = await this.scores(c.images, c.count, PRESETS[p], { allowNonFinite: true });
       let right = 0;
+      let nll = 0;
       for (let i = 0; i < c.count; i++) {
         const row = s.subarray(i * CLASSES, (i + 1) * CLASSES);
         let arg = 0;
         for (let k = 1; k < CLASSES; k++) if (row[k] > row[arg]) arg = k;
-        if (row.every(Number.isFinite) && arg === c.labels[i]) right++;
+        if (!row.every(Number.isFinite)) {
+          nll += Infinity;
+          continue;
+        }
+        let z = 0;
+        for (let k = 0; k < CLASSES; k++) z += Math.exp(row[k] - row[arg]);
+        nll += Math.log(z) + row[arg] - row[c.labels[i]]; // -log softmax(row)[label]
+        if (arg === c.labels[i]) right++;
       }
       accuracy[p] = right / c.count;
-      if (accuracy[p]! > accuracy[best]!) best = p;
+      loss[p] = nll / c.count;
     }
+    const top = Math.max(...PRESET_NAMES.map((p) => accuracy[p]!));
+    const close = PRESET_NAMES.filter((p) => accuracy[p]! >= top - 0.01);
+    const best = close.reduce((a, b) => (loss[b]! < loss[a]! ? b : a));
     return { convention: PRESETS[best], preset: best, source: "detected", calibration: { images: c.count, accuracy } };
   }
 

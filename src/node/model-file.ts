@@ -15,7 +15,7 @@ export async function openModel(path: string, threads?: number): Promise<{ sessi
   let session: ort.InferenceSession;
   try {
     // From the path, not the bytes, so that external data files resolve beside the model.
-    session = await ort.InferenceSession.create(path, threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {});
+    session = await ort.InferenceSession.create(path, { logSeverityLevel: 3, ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) });
   } catch (e) {
     const reason = String((e as Error).message).split("\n")[0];
     const external = /external data|GetExternalDataInfo|External initializer|open file|filesystem error/i.test(reason) ? /(?:path|file)[:\s"']+([^\s"',)]+)/i.exec(reason) : null;
