@@ -1,7 +1,6 @@
 /** Node-only: open a `model.onnx` with onnxruntime-node, with clear errors for files that are not one. */
 import * as ort from "onnxruntime-node";
 import { existsSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { readFileOrFail, UserError } from "./files.ts";
 import { ClassifierAdapter, graphFacts, type Calibration, type GraphFacts } from "../interop/adapter.ts";
 import { PRESET_NAMES, type PixelConvention } from "../image/convention.ts";
@@ -18,9 +17,11 @@ export async function openModel(path: string, threads?: number): Promise<{ sessi
     session = await ort.InferenceSession.create(path, { logSeverityLevel: 3, ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) });
   } catch (e) {
     const reason = String((e as Error).message).split("\n")[0];
-    const external = /external data|GetExternalDataInfo|External initializer|open file|filesystem error/i.test(reason) ? /(?:path|file)[:\s"']+([^\s"',)]+)/i.exec(reason) : null;
-    if (external) throw new UserError(`${path}: its weights are in an external data file that cannot be read (${external[1]}); keep the .onnx file and its data file(s) together in ${dirname(path) || "."}`);
-    if (/external/i.test(reason)) throw new UserError(`${path}: its weights are in external data files that cannot be read (${reason.slice(0, 200)}); keep them beside the model in ${join(dirname(path))}`);
+    // onnxruntime: `External data path does not exist: "/dir/model.onnx.data"` (1.30), or similar wording.
+    if (/external data/i.test(reason)) {
+      const file = /"([^"]+)"/.exec(reason)?.[1];
+      throw new UserError(`${path}: its weights are in an external data file that is missing or unreadable${file ? ` (${file})` : ""}; keep the .onnx and its data file together, as they were exported`);
+    }
     throw new UserError(`${path}: not a loadable ONNX model (${reason.slice(0, 200)})`);
   }
   return { session, bytes };
