@@ -94,7 +94,9 @@ describe("any MNIST classifier exported by PyTorch", () => {
     const wrong = evalJson(model, ["--data", data, "--input-scale", "1", "--test-limit", "500"]);
     expect(wrong.accuracy).toBeLessThan(0.5); // a model trained on 0-255 fed 0-1 pixels
     expectOneLine(cli(["eval", "--model", model, "--data", data]), /detected on training images.*train-images-idx3-ubyte.*--input-preset/);
-    expectOneLine(cli(["eval", "--model", model, "--input-preset", "bytes"]), /input-preset/);
+    const usage = cli(["eval", "--model", model, "--input-preset", "bytes"]); // a usage error: yargs' choices, exit 2
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/input-preset, Given: "bytes", Choices: "unit", "byte", "mnist"/);
     expectOneLine(cli(["eval", "--model", model, "--input-std", "0"]), /--input-std must be greater than 0/);
   }, 120_000);
 
@@ -124,7 +126,7 @@ describe("any MNIST classifier exported by PyTorch", () => {
 
   it("refuses models that are not 28x28 classifiers, and lost external data, in one line", () => {
     expectOneLine(cli(["eval", "--model", join(torch.dir, "two-inputs.onnx")]), /has 2 inputs \(a float32 \[1,784\], b float32 \[1,784\] -> .*expected a classifier of 28x28 grey images/);
-    expectOneLine(cli(["eval", "--model", join(torch.dir, "features.onnx"), "--input-preset", "unit"]), /no output gives 10 float scores per image \(for 1 images: features float32 \[1,64\]\)/);
+    expectOneLine(cli(["eval", "--model", join(torch.dir, "features.onnx"), "--input-preset", "unit"]), /no output gives 10 float scores per image \(for 1 image: features float32 \[1,64\]\)/);
     expectOneLine(cli(["eval", "--model", join(torch.dir, "external.onnx")]), /external\.onnx: its weights are in an external data file .*external\.onnx\.data/);
   }, 60_000);
 });

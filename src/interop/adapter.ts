@@ -225,7 +225,7 @@ function pickOutput(session: InferenceSession, outs: InferenceSession.ReturnType
     return t && t.type === "float32" && (t.data as Float32Array).length === n * CLASSES;
   });
   const has = () => session.outputNames.map((o) => `${o} ${outs[o]?.type ?? "?"} [${outs[o]?.dims?.join(",") ?? "?"}]`).join(", ");
-  if (tens.length === 0) throw new ModelError(`${name}: no output gives 10 float scores per image (for ${n} images: ${has()}); expected ${EXPECTED}`);
+  if (tens.length === 0) throw new ModelError(`${name}: no output gives 10 float scores per image (for ${n} image${n === 1 ? "" : "s"}: ${has()}); expected ${EXPECTED}`);
   if (tens.length === 1) return tens[0];
   for (const re of [/logit/i, /prob/i, /output|score|pred/i]) {
     const named = tens.filter((o) => re.test(o));

@@ -208,10 +208,14 @@ def main(mnist_dir, out):
 
     # Not classifiers of 28x28 images: two inputs; 64 features instead of 10 scores; an integer input.
     class Two(nn.Module):
-        def forward(self, a, b):
-            return mlp(a) + mlp(b)
+        def __init__(self):
+            super().__init__()
+            self.m = mlp
 
-    export(Two(), (torch.zeros(1, 784), torch.zeros(1, 784)), f"{out}/two-inputs.onnx", input_names=["a", "b"])
+        def forward(self, a, b):
+            return self.m(a) + self.m(b)
+
+    export(Two().eval(), (torch.zeros(1, 784), torch.zeros(1, 784)), f"{out}/two-inputs.onnx", input_names=["a", "b"])
     export(mlp.net[0], torch.zeros(1, 784), f"{out}/features.onnx", input_names=["x"], output_names=["features"])
 
     # Weights in an external data file, which is then lost.
