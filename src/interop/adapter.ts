@@ -85,8 +85,9 @@ export class ClassifierAdapter {
     o: { facts?: GraphFacts; convention?: PixelConvention; calibration?: () => Promise<Calibration> } = {},
   ): Promise<ClassifierAdapter> {
     const input = findInput(session, name);
-    const trial = new Float32Array((input.fixedBatch ?? 2) * PX);
+    // Two blank images (or the fixed batch): enough to tell a per-image output from a fixed one.
     const n = input.fixedBatch ?? 2;
+    const trial = new Float32Array(n * PX);
     let outs: InferenceSession.ReturnType;
     try {
       outs = await session.run({ [input.name]: new ort.Tensor("float32", trial, [n, ...LAYOUT_DIMS[input.layout]]) });
