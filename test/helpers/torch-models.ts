@@ -1,17 +1,18 @@
 /**
  * MNIST classifiers trained and exported by Debian's PyTorch (test/helpers/torch_models.py), cached under
- * node_modules/.cache/onnx-mnist-torch-models/<hash of the script>/ so test runs share one generation
- * (about a minute of CPU) until the script changes.
+ * $TMPDIR/onnx-mnist-torch-models/<hash of the script>/ so test runs share one generation (about a minute of
+ * CPU) until the script changes. Outside node_modules: `npm ci` would throw it away.
  */
 import { execFile, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { tmpdir } from "node:os";
 import { promisify } from "node:util";
 import { contentHash } from "../../src/node/files.ts";
 import { defaultMnistDir } from "../../src/data/node.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const CACHE = join(ROOT, "node_modules", ".cache", "onnx-mnist-torch-models");
+const CACHE = join(tmpdir(), "onnx-mnist-torch-models");
 export const TORCH_MODELS_SCRIPT = join(ROOT, "test", "helpers", "torch_models.py");
 
 export interface TorchModel {
