@@ -9,6 +9,8 @@ import { readTensor } from "../src/onnx/tensor.ts";
 import { writeSafetensors, type WritableTensor } from "../src/interop/safetensors.ts";
 import { stateDictTensors } from "../src/interop/state-dict.ts";
 import type { ModelSpec } from "../src/nn/spec.ts";
+import type { ModelPlan } from "../src/ir/plan.ts";
+import { modelOfCheckpoint } from "../src/runtime/trainer.ts";
 
 interface Args {
   from: string;
@@ -18,7 +20,7 @@ interface Args {
 
 /** What a source holds: our model's spec and flat state, or (a foreign model.onnx) only its bytes. */
 type Source =
-  | { kind: "ours"; spec: ModelSpec; params: Float32Array; buffers: Float32Array; steps: number; onnx?: Uint8Array }
+  | { kind: "ours"; plan: ModelPlan; params: Float32Array; buffers: Float32Array; steps: number; onnx?: Uint8Array }
   | { kind: "foreign"; onnx: Uint8Array };
 
 const command: CommandModule<object, Args> = {
@@ -37,13 +39,13 @@ const command: CommandModule<object, Args> = {
     let what: string;
     if (a.format === "onnx") {
       // A model.onnx is written as it is; a checkpoint's state becomes the inference model train would write.
-      bytes = src.kind === "foreign" || src.onnx ? src.onnx! : buildInferenceModel(planModel(src.spec), src.params, src.buffers, { "onnx_mnist.step": String(src.steps) });
+      bytes = src.kind === "foreign" || src.onnx ? src.onnx! : buildInferenceModel(src.plan, src.params, src.buffers, { "onnx_mnist.step": String(src.steps) });
       what = "the inference model (input `input` [N,1,28,28] in [0,1] -> `logits`)";
     } else {
       let tensors: Map<string, WritableTensor>;
       if (src.kind === "ours") {
-        tensors = stateDictTensors(planModel(src.spec), src.params, src.buffers, src.steps);
-        what = `${tensors.size} tensors of ${src.spec.name ?? "the model"}'s state_dict`;
+        tensors = stateDictTensors(src.plan, src.params, src.buffers, src.steps);
+        what = `${tensors.size} tensors of ${src.plan.name}'s state_dict`;
       } else {
         tensors = foreignInitializers(src.onnx, a.from);
         what = `${tensors.size} float32 initializers, by their ONNX names (the model was not made by onnx-mnist, so they may not be state_dict keys)`;
@@ -66,9 +68,9 @@ function readSource(from: string): Source {
   const bytes = readFileOrFail(path, "a checkpoint or a model.onnx");
   if (new TextDecoder().decode(bytes.subarray(0, 8)) === CHECKPOINT_MAGIC) {
     const ck = decodeCheckpoint(bytes, path);
-    const plan = planModel(ck.header.model);
+    const plan = planModel(modelOfCheckpoint(ck));
     const byName = new Map(ck.tensors.map((t) => [t.name, t.data]));
-    return { kind: "ours", spec: ck.header.model, steps: ck.header.step, ...gather(plan, byName, path) };
+    return { kind: "ours", plan, steps: ck.header.step, ...gather(plan, byName, path) };
   }
   let model: ReturnType<typeof decodeModel>;
   try {
@@ -77,20 +79,21 @@ function readSource(from: string): Source {
     throw new UserError(`${path}: neither an onnx-mnist checkpoint nor an ONNX model (${(e as Error).message.split("\n")[0]})`);
   }
   const meta = new Map(model.metadata_props.map((m) => [m.key, m.value]));
+  // Our specs' models are planned again from the spec they carry; anything else (imported models included)
+  // keeps its initializers' own names.
   const specText = meta.get("onnx_mnist.spec");
   if (!specText) return { kind: "foreign", onnx: bytes };
-  const spec = JSON.parse(specText) as ModelSpec;
-  const plan = planModel(spec);
+  const plan = planModel(JSON.parse(specText) as ModelSpec);
   const byName = new Map<string, Float32Array>();
   for (const t of model.graph.initializer) {
     const r = readTensor(t);
     if (r.dtype === "float32") byName.set(t.name ?? "", r.data as Float32Array);
   }
-  return { kind: "ours", spec, steps: Number(meta.get("onnx_mnist.step") ?? 0), onnx: bytes, ...gather(plan, byName, path) };
+  return { kind: "ours", plan, steps: Number(meta.get("onnx_mnist.step") ?? 0), onnx: bytes, ...gather(plan, byName, path) };
 }
 
 /** The flat params/buffers of `plan` from tensors by name. */
-function gather(plan: ReturnType<typeof planModel>, byName: Map<string, Float32Array>, path: string): { params: Float32Array; buffers: Float32Array } {
+function gather(plan: ModelPlan, byName: Map<string, Float32Array>, path: string): { params: Float32Array; buffers: Float32Array } {
   const flat = (slots: typeof plan.params, total: number) => {
     const out = new Float32Array(total);
     for (const s of slots) {

@@ -97,11 +97,14 @@ export class ClassifierAdapter {
     const outName = pickOutput(session, outs, n, name);
     const raw = outs[outName].data as Float32Array;
     const kind = outputKind(o.facts?.producers.get(outName), raw);
-    const ours = o.facts?.metadata.has("onnx_mnist.model") ?? false;
+    // A model.onnx written by onnx-mnist says what it takes: [0,1] for our specs, an imported model's own
+    // convention (`onnx_mnist.pixels`) for one fine-tuned here.
+    const meta = o.facts?.metadata;
+    const own = meta?.has("onnx_mnist.model") ? (meta.has("onnx_mnist.pixels") ? (JSON.parse(meta.get("onnx_mnist.pixels")!) as PixelConvention) : OWN_CONVENTION) : undefined;
     const pixels: PixelHandling = o.convention
       ? { convention: o.convention, preset: presetOf(o.convention), source: "given" }
-      : ours
-        ? { convention: OWN_CONVENTION, preset: "unit", source: "onnx-mnist" }
+      : own
+        ? { convention: own, preset: presetOf(own), source: "onnx-mnist" }
         : { convention: OWN_CONVENTION, preset: "unit", source: "detected" };
     const adapter = new ClassifierAdapter(ort, session, name, input, { name: outName, kind }, pixels);
     if (pixels.source === "detected") {
