@@ -21,6 +21,16 @@ import { defaultMnistDir, loadMnist, MNIST_FILES } from "../src/data/node.ts";
 const work = mkdtempSync(join(tmpdir(), "interop-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+/** A private copy of the CLI-trained model: the shared cache keeps only the newest few, and parallel runs prune it. */
+let ownModel: string | undefined;
+async function trainedCopy(): Promise<string> {
+  if (!ownModel) {
+    ownModel = join(work, "trained.onnx");
+    copyFileSync(await trainedModel(), ownModel);
+  }
+  return ownModel;
+}
+
 function cli(args: string[], input?: string) {
   const r = spawnSync(process.execPath, ["bin/onnx-mnist.js", ...args], { encoding: "utf8", input, maxBuffer: 64 << 20 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -133,7 +143,7 @@ describe("any MNIST classifier exported by PyTorch", () => {
 
 describe("weights by PyTorch state_dict key (safetensors)", () => {
   it("a run trained here loads into PyTorch's MyCNN with strict=True and gives the same accuracy, image for image", async () => {
-    const model = await trainedModel();
+    const model = await trainedCopy();
     const out = join(work, "ours.safetensors");
     const r = cli(["export", "--from", model, "--format", "safetensors", "--out", out]);
     expect(r.status, r.stderr).toBe(0);
@@ -264,7 +274,7 @@ describe("non-finite outputs and many files", () => {
   }, 120_000);
 
   it("predict takes a list on stdin or in a file, and a command line past onnxruntime's limit", async () => {
-    const model = await trainedModel();
+    const model = await trainedCopy();
     const png = new PNG({ width: 28, height: 28 });
     png.data.fill(0);
     for (let y = 5; y < 23; y++) png.data.set([255, 255, 255, 255], 4 * (y * 28 + 14));

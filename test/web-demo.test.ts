@@ -4,7 +4,8 @@
  * diagnostics, keyboard and a phone-sized screen. Plus the server and the gallery asset on their own.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import * as ort from "onnxruntime-node";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -27,7 +28,9 @@ let server: DemoServer;
 let browser: Browser;
 
 beforeAll(async () => {
-  modelPath = await trainedModel();
+  // A private copy: the shared cache keeps only the newest few models, and parallel test runs prune it.
+  modelPath = join(mkdtempSync(join(tmpdir(), "web-demo-")), "model.onnx");
+  copyFileSync(await trainedModel(), modelPath);
   server = await serveDemo({ modelPath, port: 0 });
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
 });
