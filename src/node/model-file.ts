@@ -3,11 +3,13 @@ import * as ort from "onnxruntime-node";
 import { existsSync, statSync } from "node:fs";
 import { readFileOrFail, UserError } from "./files.ts";
 import { ClassifierAdapter, graphFacts, type Calibration, type GraphFacts } from "../interop/adapter.ts";
+import { checkMnistModel } from "../runtime/check-model.ts";
+import type { Predictor } from "../runtime/fit.ts";
 import { PRESET_NAMES, type PixelConvention } from "../image/convention.ts";
 import { loadMnistSplit } from "../data/node.ts";
 
 /** A session over the model file; the bytes are read here so that callers can also inspect the graph. */
-export async function openModel(path: string, threads?: number): Promise<{ session: ort.InferenceSession; bytes: Uint8Array }> {
+export async function openSession(path: string, threads?: number): Promise<{ session: ort.InferenceSession; bytes: Uint8Array }> {
   if (!existsSync(path)) throw new UserError(`${path}: no such file (expected an ONNX model, e.g. runs/latest/model.onnx)`);
   if (statSync(path).isDirectory()) throw new UserError(`${path}: is a directory; pass the model.onnx file inside it`);
   const bytes = readFileOrFail(path, "an ONNX model");
@@ -35,7 +37,7 @@ export async function openClassifier(
   path: string,
   o: { threads?: number; convention?: PixelConvention; calibration?: () => Promise<Calibration> } = {},
 ): Promise<ClassifierAdapter & { release(): Promise<void> }> {
-  const { session, bytes } = await openModel(path, o.threads);
+  const { session, bytes } = await openSession(path, o.threads);
   let facts: GraphFacts | undefined;
   try {
     facts = graphFacts(bytes);
@@ -66,5 +68,26 @@ export function trainingCalibration(dir: string | undefined, count = CALIBRATION
     const images = new Float32Array(split.count * 784);
     for (let i = 0; i < images.length; i++) images[i] = split.images[i] / 255;
     return { images, labels: split.labels, count: split.count };
+  };
+}
+
+/** A session over a model that keeps onnx-mnist's own contract (`input` [N,1,28,28] -> `logits`), checked. */
+export async function openModel(path: string, threads?: number): Promise<ort.InferenceSession> {
+  const { session } = await openSession(path, threads);
+  try {
+    checkMnistModel(session, path);
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
+  return session;
+}
+
+/** A Predictor over a session that keeps onnx-mnist's contract (any other classifier: `openClassifier`). */
+export function sessionPredictor(session: ort.InferenceSession, shape: [number, number, number] = [1, 28, 28]): Predictor {
+  const px = shape[0] * shape[1] * shape[2];
+  return async (x, _y, n) => {
+    const out = await session.run({ input: new ort.Tensor("float32", x.subarray(0, n * px), [n, ...shape]) });
+    return out.logits.data as Float32Array;
   };
 }
