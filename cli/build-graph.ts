@@ -17,6 +17,7 @@ interface Args {
   nesterov?: boolean;
   seed: number;
   out: string;
+  initWeights?: string;
 }
 
 const command: CommandModule<object, Args> = {
@@ -26,6 +27,7 @@ const command: CommandModule<object, Args> = {
     y
       .options(modelOptions)
       .option("out", { type: "string", demandOption: true, describe: "output directory", requiresArg: true })
+      .option("init-weights", { type: "string", describe: "start from these weights: a .safetensors file of the model's PyTorch state_dict", requiresArg: true })
       .example("$0 build-graph --model mycnn --optimizer adam --lr 1e-3 --seed 0 --out graphs/", "")
       .example("$0 build-graph --from model.onnx --frozen 'conv.*' --out graphs/", "an exported PyTorch model, its conv layers frozen") as any,
   handler: (a) => {

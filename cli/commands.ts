@@ -3,5 +3,6 @@ import type { CommandModule } from "yargs";
 import predict from "./predict.ts";
 import serve from "./serve.ts";
 import dashboard from "./dashboard.ts";
+import exportCmd from "./export.ts";
 
-export const commandModules = [predict, serve, dashboard] as CommandModule<object, any>[];
+export const commandModules = [predict, serve, dashboard, exportCmd] as CommandModule<object, any>[];

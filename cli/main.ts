@@ -80,7 +80,7 @@ export async function main(argv: string[]): Promise<void> {
       console.error(`error: ${err.message} (see onnx-mnist ${command ? command + " " : ""}--help)`);
       process.exit(2);
     }
-    const known = ["UserError", "SpecError", "DataError", "CheckpointError", "ModelError", "ImageError", "RangeError", "ConfigError", "LimitError"].includes(err.name);
+    const known = ["UserError", "SpecError", "DataError", "CheckpointError", "ModelError", "ImageError", "RangeError", "ConfigError", "LimitError", "ConventionError", "SafetensorsError", "StateDictError", "NonFiniteError"].includes(err.name);
     console.error(`error: ${err.message}`);
     if (!known || process.env.ONNX_MNIST_DEBUG) console.error(err.stack);
     process.exit(1);

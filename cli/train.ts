@@ -26,6 +26,7 @@ export const trainOptions = {
   overwrite: { type: "boolean", describe: "let --out replace the run already in that directory" },
   resume: { type: "string", describe: "continue the run in this directory from its checkpoint", requiresArg: true },
   graph: { type: "string", describe: "train the graphs that build-graph wrote to this directory", requiresArg: true },
+  "init-weights": { type: "string", describe: "start from these weights: a .safetensors file of the model's PyTorch state_dict", requiresArg: true },
   threads: { type: "number", describe: "onnxruntime intra-op threads [default: one per core]", requiresArg: true },
   "train-limit": { type: "number", describe: "use only the first N training images", requiresArg: true },
   "test-limit": { type: "number", describe: "use only the first N test images", requiresArg: true },

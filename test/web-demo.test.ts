@@ -4,7 +4,8 @@
  * diagnostics, keyboard and a phone-sized screen. Plus the server and the gallery asset on their own.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import * as ort from "onnxruntime-node";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -15,6 +16,10 @@ import { loadMnist } from "../src/data/node.ts";
 import { ModelProto } from "../src/onnx/proto.ts";
 import { summarizeModel } from "../src/onnx/summary.ts";
 import { trainedModel } from "./helpers/trained-model.ts";
+import { torchModels } from "./helpers/torch-models.ts";
+import { createServer as createHttpServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { basename, join } from "node:path";
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
@@ -23,7 +28,9 @@ let server: DemoServer;
 let browser: Browser;
 
 beforeAll(async () => {
-  modelPath = await trainedModel();
+  // A private copy: the shared cache keeps only the newest few models, and parallel test runs prune it.
+  modelPath = join(mkdtempSync(join(tmpdir(), "web-demo-")), "model.onnx");
+  copyFileSync(await trainedModel(), modelPath);
   server = await serveDemo({ modelPath, port: 0 });
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
 });
@@ -180,13 +187,15 @@ describe("web demo in Chromium", () => {
     await loads(3);
     expect(await error.textContent()).toMatch(/^notes\.txt is not an ONNX model/);
 
-    // A real ONNX model whose input is not called `input`: loads in onnxruntime, fails the contract check.
+    // A real ONNX model with a second input: loads in onnxruntime, but it is not a classifier of one image.
     const model = ModelProto.decode(good) as any;
-    model.graph.input[0].name = "image";
-    for (const node of model.graph.node) node.input = node.input.map((n: string) => (n === "input" ? "image" : n));
-    await page.getByTestId("model-file").setInputFiles({ name: "renamed.onnx", mimeType: "application/octet-stream", buffer: Buffer.from(ModelProto.encode(model).finish()) });
+    model.graph.input.push({ ...model.graph.input[0], name: "extra" });
+    const add = { input: ["input", "extra"], output: ["input_plus"], op_type: "Add", name: "extra_add" };
+    model.graph.node.unshift(add);
+    for (const node of model.graph.node.slice(1)) node.input = node.input.map((n: string) => (n === "input" ? "input_plus" : n));
+    await page.getByTestId("model-file").setInputFiles({ name: "two.onnx", mimeType: "application/octet-stream", buffer: Buffer.from(ModelProto.encode(model).finish()) });
     await loads(4);
-    expect(await error.textContent()).toMatch(/^renamed\.onnx: has inputs image .*`input`/);
+    expect(await error.textContent()).toMatch(/^two\.onnx: has 2 inputs \(input float32 \[N,1,28,28\], extra float32 \[N,1,28,28\] -> logits .*expected a classifier of 28x28 grey images/);
 
     // The previous model still predicts.
     expect(await page.getByTestId("model-name").textContent()).toMatch(/^model\.onnx: /);
@@ -210,6 +219,8 @@ describe("web demo in Chromium", () => {
   it("loads the model named by ?model=URL, and says so when there is none", async () => {
     const page = await openDemo("?model=./model.onnx");
     expect(await page.getByTestId("model-name").textContent()).toMatch(/^\.\/model\.onnx: /);
+    expect(await page.getByTestId("model-origin").textContent()).toBe("this server (/model.onnx)");
+    expect(await page.getByTestId("model-handling").textContent()).toBe("input input [N,1,28,28] dynamic batch; output logits: logits; pixels 0-1 (onnx-mnist model)");
     await page.close();
     const missing = await openDemo("?model=./no-such-model.onnx");
     expect(await missing.getByTestId("model-error").textContent()).toMatch(/no model at \.\/no-such-model\.onnx \(404\)/);
@@ -259,6 +270,62 @@ describe("web demo in Chromium", () => {
     expect(await prediction(page)).toBe("1");
     await page.close();
   });
+});
+
+describe("models exported by PyTorch, in the page", () => {
+  let torch: Awaited<ReturnType<typeof torchModels>>;
+  let cors: Server;
+  let corsUrl: string;
+  beforeAll(async () => {
+    torch = await torchModels();
+    // Another origin that allows CORS, as a model host on the web would.
+    cors = createHttpServer((req, res) => {
+      const file = join(torch.dir, basename(req.url ?? ""));
+      res.setHeader("Access-Control-Allow-Origin", "*");
+      res.setHeader("Cross-Origin-Resource-Policy", "cross-origin");
+      if (!existsSync(file)) return void res.writeHead(404).end();
+      res.writeHead(200, { "Content-Type": "application/octet-stream" }).end(readFileSync(file));
+    });
+    await new Promise<void>((resolve) => cors.listen(0, "127.0.0.1", resolve));
+    corsUrl = `http://127.0.0.1:${(cors.address() as AddressInfo).port}`;
+  }, 600_000);
+  afterAll(() => new Promise<void>((resolve) => (cors ? cors.close(() => resolve()) : resolve())));
+
+  const cases: [string, RegExp][] = [
+    ["tutorial.onnx", /^input input\.1 \[1,1,28,28\] fixed batch 1 -> chunks of 1; output \d+: logits; pixels 0-1 \(detected: [\d.]+ % on 500 calibration images vs/],
+    ["byte.onnx", /; output \d+: logits; pixels 0-255 \(detected: /],
+    ["softmax.onnx", /^input x \[N,28,28\] dynamic batch; output probs: probabilities; pixels 0-1 \(detected: /],
+    ["logsoftmax.onnx", /output Plus214_Output_0: log-probabilities; pixels \(p-0\.1307\)\/0\.3081 \(detected: /],
+  ];
+  it.each(cases)("%s loaded from another origin: detected handling shown, drawn 1, 0 and 7 classified", async (file, handling) => {
+    const page = await openDemo(`?model=${encodeURIComponent(`${corsUrl}/${file}`)}`);
+    expect(await page.getByTestId("model-error").isHidden(), await page.getByTestId("model-error").textContent() ?? "").toBe(true);
+    expect(await page.getByTestId("model-origin").textContent()).toBe(`${corsUrl} (not this server)`);
+    expect(await page.getByTestId("model-handling").textContent()).toMatch(handling);
+    for (const k of [0, 2, 4]) {
+      await page.getByTestId("clear").click();
+      await draw(page, DIGITS[k].strokes);
+      expect(await prediction(page), `${file}: drawn ${DIGITS[k].digit}`).toBe(DIGITS[k].digit);
+    }
+    // The model's probabilities are shown as they are (they sum to 100 %).
+    const shown = await page.getByTestId("probabilities").locator(".p").allTextContents();
+    expect(shown.reduce((a, b) => a + parseFloat(b), 0)).toBeCloseTo(100, 0);
+    await page.close();
+  }, 120_000);
+
+  it("lets the user override the pixel convention, and go back to the detected one", async () => {
+    const page = await openDemo(`?model=${encodeURIComponent(`${corsUrl}/byte.onnx`)}`);
+    const accuracy = async () => parseFloat((await page.getByTestId("gallery-accuracy").textContent()) ?? "");
+    const detected = await accuracy();
+    expect(detected).toBeGreaterThan(85);
+    await page.getByTestId("pixels").selectOption("unit");
+    await page.waitForFunction(() => document.getElementById("model-handling")!.textContent!.includes("(given)"));
+    await expect.poll(accuracy).toBeLessThan(50); // trained on 0-255, fed 0-1
+    await page.getByTestId("pixels").selectOption("auto");
+    await expect.poll(accuracy).toBe(detected);
+    expect(await page.getByTestId("model-handling").textContent()).toMatch(/pixels 0-255 \(detected/);
+    await page.close();
+  }, 120_000);
 });
 
 describe("demo server", () => {

@@ -48,6 +48,14 @@ export function loadMnist(dir: string = defaultMnistDir(), o: LoadOptions = {}):
   };
 }
 
+/** One split only, for commands that need no other (eval reads test images, and training images only to calibrate). */
+export function loadMnistSplit(dir: string = defaultMnistDir(), which: "train" | "test", limit?: number): Split {
+  if (!existsSync(dir)) throw new DataError(`${dir}: no such directory; ${HOLDS}`);
+  if (!statSync(dir).isDirectory()) throw new DataError(`${dir}: not a directory; pass the directory that holds the IDX files (${HOLDS})`);
+  const split = which === "train" ? readSplit(dir, "train", MNIST_FILES.trainImages, MNIST_FILES.trainLabels) : readSplit(dir, "test", MNIST_FILES.testImages, MNIST_FILES.testLabels);
+  return limit === undefined ? split : limitSplit(split, limit);
+}
+
 function readSplit(dir: string, name: string, imagesFile: string, labelsFile: string): Split {
   const imagesPath = find(dir, imagesFile);
   const labelsPath = find(dir, labelsFile);

@@ -14,6 +14,7 @@ import { checkpointData, modelOfCheckpoint, stateFromCheckpoint, Trainer, type T
 import { startPosition } from "../runtime/fit.ts";
 import { decodeModel, ModelProto, type ModelMsg } from "../onnx/proto.ts";
 import { checkLimits } from "../runtime/limits.ts";
+import { applyInitWeights } from "../interop/node.ts";
 import { readFileOrFail, UserError, writeFileAtomic } from "./files.ts";
 
 /** A built-in model name, or a path to a spec .json file (validated against the schema and shape-checked). */
@@ -61,6 +62,8 @@ export interface BuildOptions extends ModelChoice {
   betas?: [number, number];
   eps?: number;
   seed: number;
+  /** A .safetensors file of PyTorch state_dict weights to start from. */
+  initWeights?: string;
 }
 
 export interface Built {
@@ -75,6 +78,7 @@ export function buildArtifacts(o: BuildOptions): Built {
   const opt = optimizerConfig(o.optimizer, o);
   const program = buildProgram(model, opt);
   const init = initialValues(program.plan, o.seed);
+  if (o.initWeights) applyInitWeights(o.initWeights, program.plan, init);
   const state = Trainer.freshState(program, init.params, init.buffers);
   // One id for the four files, so that `train --graph` can tell a directory mixing two builds. Derived from
   // the graphs (the same build gives the same bytes), not drawn at random; not from the seed, which changes
@@ -82,6 +86,7 @@ export function buildArtifacts(o: BuildOptions): Built {
   const source = program.plan.ir.source;
   const hash = createHash("sha256").update(program.trainStep).update(program.evalStep).update(JSON.stringify({ opt, model: source.kind === "spec" ? source.spec : o.from }));
   if (source.kind === "onnx") hash.update(source.bytes);
+  if (o.initWeights) hash.update(new Uint8Array(init.params.buffer)).update(new Uint8Array(init.buffers.buffer));
   const build = hash.digest("hex").slice(0, 16);
   const config = { model: o.from ?? o.model, optimizer: o.optimizer, lr: opt.lr, seed: o.seed, build_id: build };
   const files = {

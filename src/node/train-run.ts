@@ -3,6 +3,7 @@
  * onnxruntime-node, and keeps the run directory current: checkpoint and model.onnx after every epoch and on
  * interruption, metrics.jsonl throughout. Ctrl-C finishes the current step, saves, and reports how to resume.
  */
+import { applyInitWeights } from "../interop/node.ts";
 import * as ort from "onnxruntime-node";
 import { basename, dirname, join, resolve } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
@@ -46,6 +47,8 @@ export interface TrainOptions {
   threads?: number;
   trainLimit?: number;
   testLimit?: number;
+  /** A .safetensors file of PyTorch state_dict weights to start from instead of the seeded initialisation. */
+  initWeights?: string;
 }
 
 export interface TrainHooks {
@@ -72,6 +75,7 @@ export interface TrainOutcome {
 export const stopSignal = { requested: false };
 
 export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainOutcome> {
+  if (o.initWeights && (o.resume || o.graph)) throw new UserError(`--init-weights starts a new run; it does not go with ${o.resume ? "--resume" : "--graph"} (give it to build-graph instead)`);
   if (o.resume && o.graph) throw new UserError("--resume and --graph do not go together: a resumed run continues with its own graph");
   if (o.from && (o.resume || o.graph)) throw new UserError(`--from does not go with --${o.resume ? "resume" : "graph"}: ${o.resume ? "a resumed run continues with its own model" : "the graphs already hold their model"}`);
   if (o.resume && o.overwrite) throw new UserError("--resume continues a run where it stopped; --overwrite starts a new one: give one of them");
@@ -130,6 +134,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
       threads: o.threads ?? null,
       train_limit: o.trainLimit ?? null,
       test_limit: o.testLimit ?? null,
+      init_weights: o.initWeights ? resolve(o.initWeights) : null,
     };
     if (o.graph) {
       const loaded = loadGraphDir(o.graph);
@@ -143,6 +148,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
       checkLimits(planModel(model), o.batchSize);
       program = buildProgram(model, optimizerConfig(o.optimizer, o));
       const init = initialValues(program.plan, o.seed);
+      if (o.initWeights) applyInitWeights(o.initWeights, program.plan, init);
       state = Trainer.freshState(program, init.params, init.buffers);
     }
     config.lr = program.optimizer.lr;

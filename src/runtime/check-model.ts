@@ -1,6 +1,8 @@
 /**
- * The inference contract every onnx-mnist model keeps, checked on a loaded session before it is used:
- * one input `input` float32 [N, 1, 28, 28] and an output `logits` float32 [N, 10], N dynamic.
+ * The inference contract every model.onnx that onnx-mnist writes keeps: one input `input` float32
+ * [N, 1, 28, 28] and an output `logits` float32 [N, 10], N dynamic. `eval`, `predict` and the page accept more
+ * (any single-input classifier, through src/interop/adapter.ts); this strict check is for scripts and tests
+ * that rely on our own export's names.
  * Browser-safe: takes anything shaped like an onnxruntime (node or web) InferenceSession. The metadata fields
  * exist from onnxruntime 1.21; without them only the names are checked. An unknown dimension is reported as
  * "" and an unknown shape as [], so those pass: the run itself will tell.

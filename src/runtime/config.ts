@@ -27,6 +27,8 @@ export interface RunConfig {
   test_limit: number | null;
   /** Where the run was trained, when not by the CLI (e.g. "browser, onnxruntime-web 1.30.0"). */
   trained_in?: string;
+  /** The safetensors file the weights started from (`--init-weights`), or null for the seeded initialisation. */
+  init_weights?: string | null;
 }
 
 export class ConfigError extends Error {
@@ -55,6 +57,7 @@ const FIELDS: { [K in keyof RunConfig]-?: (v: unknown) => boolean } = {
   train_limit: nullable(isCount),
   test_limit: nullable(isCount),
   trained_in: optional((v) => typeof v === "string"),
+  init_weights: optional((v) => typeof v === "string"),
 };
 
 /**

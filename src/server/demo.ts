@@ -12,7 +12,8 @@ import { ensureWebBuild } from "./build.ts";
 import { listen, type Listening } from "./listen.ts";
 import { loadStatic, requestPath, send, SECURITY_HEADERS } from "./static.ts";
 import { UserError } from "../node/files.ts";
-import { openModel } from "../node/model-file.ts";
+import { openClassifier } from "../node/model-file.ts";
+import { OWN_CONVENTION } from "../image/convention.ts";
 
 export const MODEL_URL = "/model.onnx";
 
@@ -88,6 +89,7 @@ function sendModel(req: IncomingMessage, res: ServerResponse, path: string): voi
 async function checkModelFile(path: string): Promise<void> {
   if (!existsSync(path)) throw new UserError(`${path}: no such file; train a model with \`onnx-mnist train\` or pass --model FILE`);
   if (statSync(path).isDirectory()) throw new UserError(`${path}: is a directory; pass the model.onnx file inside it`);
-  const session = await openModel(path, 1);
-  await session.release();
+  // The page detects the pixel convention itself; here only the structure is checked (any classifier).
+  const model = await openClassifier(path, { threads: 1, convention: OWN_CONVENTION });
+  await model.release();
 }

@@ -5,7 +5,8 @@
  */
 import { DrawPad } from "./draw.ts";
 import { GalleryView, paint } from "./gallery.ts";
-import { ort, setupOrt, loadModel, fetchModel, predict, run, simdSupported, type LoadedModel } from "./model.ts";
+import { ort, setupOrt, loadModel, fetchModel, predict, run, simdSupported, subsetCalibration, type LoadedModel } from "./model.ts";
+import { PRESETS, PRESET_NAMES, describeConvention, type PresetName } from "../../src/image/convention.ts";
 import { toMnistInput } from "../../src/image/preprocess.ts";
 import { decodeGallery } from "../../src/web-assets/gallery.ts";
 import type { Classification } from "../../src/image/classify.ts";
@@ -22,6 +23,9 @@ const ui = {
   modelName: $("model-name"),
   modelFile: $<HTMLInputElement>("model-file"),
   modelError: $("model-error"),
+  modelHandling: $("model-handling"),
+  modelOrigin: $("model-origin"),
+  pixels: $<HTMLSelectElement>("pixels"),
   gallery: $("gallery"),
   accuracy: $("gallery-accuracy"),
   drop: $("drop"),
@@ -85,8 +89,9 @@ async function predictDrawing(): Promise<void> {
         const input = toMnistInput(data, width, height);
         paint(ui.inputView, input.pixels);
         if (input.empty) return showNothing("draw a digit");
+for (const p of PRESET_NAMES) ui.pixels.append(new Option(`${p}: ${describeConvention(PRESETS[p])}`, p));
         if (!current) return showNothing("no model loaded");
-        show(await predict(current.session, input.pixels), "");
+        show(await predict(current, input.pixels), "");
       });
     }
   } catch (e) {
@@ -121,10 +126,10 @@ function showError(message: string): void {
 }
 
 /** Loads a model; on any failure shows why and keeps the current model. */
-async function useModel(source: () => Promise<Uint8Array>, name: string): Promise<void> {
+async function useModel(source: () => Promise<Uint8Array>, name: string, origin: string): Promise<void> {
   state.model = current ? "ready" : "loading";
   try {
-    const loaded = await loadModel(await source(), name);
+    const loaded = await loadModel(await source(), name, origin, subsetCalibration());
     await exclusive(async () => {
       const old = current;
       current = loaded;
@@ -146,6 +151,9 @@ async function useModel(source: () => Promise<Uint8Array>, name: string): Promis
 
 function describeModel(m: LoadedModel): void {
   const s = m.summary;
+  ui.modelOrigin.textContent = m.origin;
+  ui.modelHandling.textContent = m.adapter.describe();
+  ui.pixels.value = m.adapter.pixels.source === "given" ? (m.adapter.pixels.preset ?? "auto") : "auto";
   ui.modelName.textContent = `${m.name}: ${s.parameters.toLocaleString("en-US")} weights, opset ${s.opsets.find((o) => o.domain === "")?.version ?? "?"}`;
   $("opset").textContent = s.opsets.map((o) => `${o.domain || "ai.onnx"} ${o.version}`).join(", ") || "none";
   $("params").textContent = s.parameters.toLocaleString("en-US");
@@ -158,7 +166,7 @@ function describeModel(m: LoadedModel): void {
 ui.modelFile.addEventListener("change", () => {
   const file = ui.modelFile.files?.[0];
   ui.modelFile.value = ""; // so choosing the same file again loads it again
-  if (file) void useModel(async () => new Uint8Array(await file.arrayBuffer()), file.name);
+  if (file) void useModel(async () => new Uint8Array(await file.arrayBuffer()), file.name, "local file");
 });
 let dragDepth = 0;
 document.addEventListener("dragenter", (e) => {
@@ -175,14 +183,24 @@ document.addEventListener("drop", (e) => {
   dragDepth = 0;
   ui.drop.hidden = true;
   const file = e.dataTransfer?.files[0];
-  if (file) void useModel(async () => new Uint8Array(await file.arrayBuffer()), file.name);
+  if (file) void useModel(async () => new Uint8Array(await file.arrayBuffer()), file.name, "local file");
+});
+
+// The pixel convention: detected (auto) or chosen here; the gallery and the drawing are classified again.
+ui.pixels.addEventListener("change", () => {
+  const m = current;
+  if (!m) return;
+  const choice = ui.pixels.value;
+  m.adapter.pixels = choice in PRESETS ? { convention: PRESETS[choice as PresetName], preset: choice as PresetName, source: "given" } : m.detected;
+  ui.modelHandling.textContent = m.adapter.describe();
+  void classifyGallery().then(predictDrawing);
 });
 
 // ---- Gallery
 async function classifyGallery(): Promise<void> {
   if (!gallery || !current) return;
   const g = gallery;
-  const logits = await exclusive(() => run(current!.session, g.batch(), g.gallery.count));
+  const logits = await exclusive(() => run(current!, g.batch(), g.gallery.count));
   const predictions = Array.from({ length: g.gallery.count }, (_, k) => argmax(logits.subarray(10 * k, 10 * k + 10)));
   const right = g.mark(predictions);
   ui.accuracy.textContent = `${((100 * right) / g.gallery.count).toFixed(1)}% (${right}/${g.gallery.count})`;
@@ -196,7 +214,7 @@ async function pick(k: number): Promise<void> {
   const pixels = g.pixels(k);
   paint(ui.inputView, pixels);
   if (!current) return showNothing("no model loaded");
-  const r = await exclusive(() => predict(current!.session, pixels));
+  const r = await exclusive(() => predict(current!, pixels));
   const label = g.gallery.labels[k];
   show(r, `test image ${g.gallery.indices[k]} is a ${label}: ${r.prediction === label ? "right" : "wrong"}`);
 }
@@ -221,6 +239,12 @@ function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split("\n")[0];
 }
 
+/** Who serves the model: shown in the Model panel, since ?model= loads any CORS-enabled URL. */
+function modelOrigin(url: string): string {
+  const u = new URL(url, location.href);
+  return u.origin === location.origin ? `this server (${u.pathname})` : `${u.origin} (not this server)`;
+}
+
 // ---- Start
 function threadsParam(): number | undefined {
   const t = params.get("threads");
@@ -236,10 +260,11 @@ $("ort-version").textContent = ort.env.versions.web ?? "?";
 $("simd").textContent = simdSupported() ? "yes" : "no (onnxruntime-web needs WebAssembly SIMD)";
 $("isolated").textContent = String(globalThis.crossOriginIsolated === true);
 showNothing("draw a digit");
+for (const p of PRESET_NAMES) ui.pixels.append(new Option(`${p}: ${describeConvention(PRESETS[p])}`, p));
 // For tests and bench/web-latency.ts: the ort module, the current session, and the preprocessing.
 Object.assign(globalThis, { onnxMnist: { ort, run, toMnistInput, session: () => current?.session ?? null } });
 
 const modelUrl = params.get("model") ?? "./model.onnx";
 const modelName = params.get("name") ?? (params.has("model") ? modelUrl : "model.onnx");
 await loadGallery();
-await useModel(() => fetchModel(modelUrl), modelName);
+await useModel(() => fetchModel(modelUrl), modelName, modelOrigin(modelUrl));

@@ -4,7 +4,8 @@
  */
 import * as ort from "onnxruntime-web/wasm";
 import { summarizeModel, type ModelSummary } from "../../src/onnx/summary.ts";
-import { checkMnistModel } from "../../src/runtime/check-model.ts";
+import { ClassifierAdapter, graphFacts, type Calibration, type GraphFacts, type PixelHandling } from "../../src/interop/adapter.ts";
+import { decodeSubset, SUBSET_FILE } from "../../src/web-assets/mnist-subset.ts";
 import { classify, type Classification } from "../../src/image/classify.ts";
 
 export { ort };
@@ -22,54 +23,70 @@ export function setupOrt(threads?: number): void {
 
 export interface LoadedModel {
   name: string;
+  /** Where the model came from: the URL's origin, "this server", or "local file". */
+  origin: string;
   session: ort.InferenceSession;
+  adapter: ClassifierAdapter;
+  /** What detection (or the model's metadata) chose, to go back to from an override. */
+  detected: PixelHandling;
   summary: ModelSummary;
 }
 
 /**
- * Loads and checks a model; throws an Error with a one-line message that says what is wrong, e.g. not ONNX,
- * or inputs/outputs that do not fit. Nothing is replaced here: the caller swaps on success.
+ * Loads and checks a model (any single-input MNIST classifier, see src/interop/adapter.ts); throws an Error
+ * with a one-line message that says what is wrong. Nothing is replaced here: the caller swaps on success.
+ * `calibration` provides training images when the pixel convention has to be detected.
  */
-export async function loadModel(bytes: Uint8Array, name: string): Promise<LoadedModel> {
+export async function loadModel(bytes: Uint8Array, name: string, origin = "this page", calibration: () => Promise<Calibration> = subsetCalibration()): Promise<LoadedModel> {
   let summary: ModelSummary;
+  let facts: GraphFacts;
   try {
     summary = summarizeModel(bytes);
+    facts = graphFacts(bytes);
   } catch (e) {
-    throw new Error(`${name} is not an ONNX model (${(e as Error).message}); load a model.onnx written by onnx-mnist train or exported with input [N,1,28,28] and output logits [N,10]`);
+    throw new Error(`${name} is not an ONNX model (${(e as Error).message}); load an MNIST classifier .onnx (input [N,1,28,28], [N,28,28], [N,784] or [N,28,28,1], 10 scores out)`);
   }
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all", logSeverityLevel: 3 });
   } catch (e) {
     throw new Error(`${name}: onnxruntime cannot load it (${firstLine(e)})`);
   }
   try {
-    checkMnistModel(session, name);
-    // The metadata can leave dimensions open; one run on a blank image settles the output size.
-    const logits = await run(session, new Float32Array(PIXELS), 1);
-    if (logits.length !== 10) throw new Error(`${name}: gives ${logits.length} logits for one image, expected 10`);
+    const adapter = await ClassifierAdapter.create(ort, session, name, { facts, calibration });
+    return { name, origin, session, adapter, detected: adapter.pixels, summary };
   } catch (e) {
     await session.release();
     throw new Error(firstLine(e));
   }
-  return { name, session, summary };
 }
 
-/** logits [n, 10] for n images of 784 pixels in [0, 1]. */
-export async function run(session: ort.InferenceSession, pixels: Float32Array, n: number): Promise<Float32Array> {
-  const input = new ort.Tensor("float32", pixels.subarray(0, n * PIXELS), [n, 1, 28, 28]);
-  const out = await session.run({ input }, ["logits"]);
-  const logits = out.logits.data as Float32Array;
-  input.dispose();
-  return logits;
+/** Scores [n, 10] (logits or log-probabilities) for n images of 784 pixels in [0, 1]. */
+export async function run(model: LoadedModel, pixels: Float32Array, n: number): Promise<Float32Array> {
+  return model.adapter.scores(pixels, n);
 }
 
 /** Classifies one image; `ms` is the time of the session run alone. */
-export async function predict(session: ort.InferenceSession, pixels: Float32Array): Promise<Classification & { ms: number }> {
+export async function predict(model: LoadedModel, pixels: Float32Array): Promise<Classification & { ms: number }> {
   const t0 = performance.now();
-  const logits = await run(session, pixels, 1);
+  const scores = await run(model, pixels, 1);
   const ms = performance.now() - t0;
-  return { ...classify(logits, 3), ms };
+  return { ...classify(scores, 3), ms };
+}
+
+/** The first training images of the Train page's MNIST subset, fetched once, when a model needs calibrating. */
+let calibrationImages: Promise<Calibration> | undefined;
+export function subsetCalibration(count = 500): () => Promise<Calibration> {
+  return () =>
+    (calibrationImages ??= (async () => {
+      const res = await fetch(`./${SUBSET_FILE}`);
+      if (!res.ok) throw new Error(`cannot fetch training images to detect the pixel convention (HTTP ${res.status}); choose the pixels by hand`);
+      const train = decodeSubset(new Uint8Array(await res.arrayBuffer())).train;
+      const n = Math.min(count, train.count);
+      const images = new Float32Array(n * PIXELS);
+      for (let i = 0; i < images.length; i++) images[i] = train.images[i] / 255;
+      return { images, labels: train.labels.subarray(0, n), count: n };
+    })());
 }
 
 /** Fetches a model URL; throws a one-line message when that fails. */

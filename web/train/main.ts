@@ -176,7 +176,7 @@ async function classifyDrawing(): Promise<void> {
     paint(ui.inputView, input.pixels);
     if (input.empty) return showPrediction("", model ? "draw a digit" : "the model appears here after the first epoch");
     if (!model) return showPrediction("", "no model yet: train first");
-    const r = await predict(model.session, input.pixels);
+    const r = await predict(model, input.pixels);
     showPrediction(String(r.prediction), `${(100 * r.probabilities[r.prediction]).toFixed(1)}% sure · ${model.name}`);
   });
 }
