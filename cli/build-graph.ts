@@ -31,8 +31,8 @@ const command: CommandModule<object, Args> = {
       .example("$0 build-graph --model mycnn --optimizer adam --lr 1e-3 --seed 0 --out graphs/", "")
       .example("$0 build-graph --from model.onnx --frozen 'conv.*' --out graphs/", "an exported PyTorch model, its conv layers frozen") as any,
   handler: (a) => {
-    checkModelOptions(a);
-    const built = buildArtifacts({ ...a, optimizer: a.optimizer as OptimizerName });
+    const pixels = checkModelOptions(a);
+    const built = buildArtifacts({ ...a, pixels, optimizer: a.optimizer as OptimizerName });
     writeArtifacts(a.out, built.files);
     const { program } = built;
     const p = program.plan;

@@ -2,6 +2,7 @@
 import type { Options } from "yargs";
 import { availableParallelism } from "node:os";
 import { optimizerNames } from "../src/optim/optimizer.ts";
+import { conventionFromFlags, conventionOptions, ConventionError, type ConventionFlags, type PixelConvention } from "../src/image/convention.ts";
 
 /** A command line that does not say what it means (a flag value out of range, an unknown option): exit 2. */
 export class UsageError extends Error {
@@ -13,6 +14,8 @@ export const modelOptions = {
   from: { type: "string", describe: "an ONNX image classifier to train instead (e.g. exported by torch.onnx.export)", requiresArg: true },
   "requires-grad": { type: "array", string: true, describe: "with --from: only initializers matching these globs train [default: weights and biases]" },
   frozen: { type: "array", string: true, describe: "with --from: initializers matching these globs stay fixed" },
+  // The pixel flags of eval/predict, for a model trained on other pixels: with --from they say what it takes.
+  ...Object.fromEntries(Object.entries(conventionOptions).map(([k, o]) => [k, { ...o, describe: `with --from: ${o.describe.replace(/ \[default: detected[^\]]*\]/, " [default: unit]")}` }])),
   optimizer: { type: "string", choices: optimizerNames as unknown as string[], default: "adam", describe: "optimizer (PyTorch semantics)" },
   lr: { type: "number", describe: "learning rate [default: 1e-3 for adam/adamw, 1e-2 for sgd]", requiresArg: true },
   "weight-decay": { type: "number", describe: "weight decay (L2 for adam/sgd, decoupled for adamw) [default: 0; adamw 1e-2]", requiresArg: true },
@@ -36,12 +39,25 @@ export function checkPort(port: number | undefined): void {
   checkNumber("port", port, { integer: true, min: 0, max: 65535 });
 }
 
-export function checkModelOptions(a: { lr?: number; weightDecay?: number; momentum?: number; seed: number; from?: string; requiresGrad?: string[]; frozen?: string[] }): void {
+/**
+ * Checks the model flags; returns the pixel convention an imported model takes (undefined: [0,1], ours). Our own
+ * models always take [0,1], so the pixel flags go with --from only.
+ */
+export function checkModelOptions(a: { lr?: number; weightDecay?: number; momentum?: number; seed: number; from?: string; requiresGrad?: string[]; frozen?: string[] } & ConventionFlags): PixelConvention | undefined {
   if (!a.from && (a.requiresGrad?.length || a.frozen?.length)) throw new UsageError("--requires-grad and --frozen choose what trains in an imported model: use them with --from model.onnx");
+  let pixels: PixelConvention | undefined;
+  try {
+    pixels = conventionFromFlags(a);
+  } catch (e) {
+    if (e instanceof ConventionError) throw new UsageError(e.message);
+    throw e;
+  }
+  if (pixels && !a.from) throw new UsageError("--input-preset, --input-scale, --input-mean, --input-std and --invert say what pixels an imported model takes: use them with --from model.onnx (onnx-mnist's own models take [0,1])");
   checkNumber("lr", a.lr, { positive: true });
   checkNumber("weight-decay", a.weightDecay, { min: 0 });
   checkNumber("momentum", a.momentum, { min: 0 });
   checkNumber("seed", a.seed, { integer: true, min: 0 });
+  return pixels;
 }
 
 /** onnxruntime intra-op threads: more than a few per core only adds contention (1000 made a 5-second run take minutes). */

@@ -4,6 +4,7 @@ import { trainRun, stopSignal, type TrainOptions } from "../src/node/train-run.t
 import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { lrSchedules, type LrSchedule } from "../src/optim/schedule.ts";
 import { listen, type Listening } from "../src/server/listen.ts";
+import type { PixelConvention } from "../src/image/convention.ts";
 import { checkModelOptions, checkNumber, checkPort, checkThreads, modelOptions } from "./options.ts";
 import { CLI } from "./invocation.ts";
 
@@ -35,19 +36,21 @@ export const trainOptions = {
   host: { type: "string", default: "127.0.0.1", describe: "dashboard address to listen on", requiresArg: true },
 } as const;
 
-export function checkTrainArgs(a: Args): void {
-  checkModelOptions(a);
+/** Checks the flags; returns the pixel convention of an imported model (see checkModelOptions). */
+export function checkTrainArgs(a: Args): PixelConvention | undefined {
+  const pixels = checkModelOptions(a);
   checkNumber("epochs", a.epochs, { integer: true, min: 1 });
   checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
   checkThreads(a.threads);
   checkNumber("train-limit", a.trainLimit, { integer: true, min: 1 });
   checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
   checkPort(a.port);
+  return pixels;
 }
 
 /** Trains with a progress bar on stderr and one line per epoch on stdout. Returns the process exit code. */
 export async function trainWithUi(a: Args): Promise<{ code: number; dir: string }> {
-  checkTrainArgs(a);
+  const pixels = checkTrainArgs(a);
   const tty = process.stderr.isTTY;
   const bar = new cliProgress.SingleBar(
     {
@@ -84,7 +87,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
       const mod = await import("../src/dashboard/server.ts");
       dashboard = await mod.startDashboard({ listening: port, runDirs: a.resume ? [a.resume] : [], live: true });
     }
-    const outcome = await trainRun({ ...a, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined }, {
+    const outcome = await trainRun({ ...a, pixels, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined }, {
       onStart: async (info) => {
         runDir = info.dir;
         for (const rec of early.splice(0)) dashboard?.publish(runDir, rec);

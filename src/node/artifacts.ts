@@ -2,6 +2,7 @@
  * Node-only: model specs from files, and the artifacts that `build-graph` writes and `train --graph` reads
  * (train_step.onnx, eval_step.onnx, model.onnx, checkpoint).
  */
+import type { PixelConvention } from "../ir/ir.ts";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -43,12 +44,14 @@ export interface ModelChoice {
   from?: string;
   requiresGrad?: string[];
   frozen?: string[];
+  /** The pixels an imported model takes (its training graphs map MNIST's [0,1] into them). */
+  pixels?: PixelConvention;
 }
 
 /** The model a command trains; an imported one is shape-checked here, before anything is written. */
 export function resolveModel(o: ModelChoice): ModelInput {
   if (!o.from) return resolveModelSpec(o.model);
-  const ir = importOnnxFile(o.from, { requiresGrad: o.requiresGrad, frozen: o.frozen });
+  const ir = importOnnxFile(o.from, { requiresGrad: o.requiresGrad, frozen: o.frozen, pixels: o.pixels });
   planModel(ir);
   return ir;
 }

@@ -5,6 +5,7 @@
  */
 import { applyInitWeights } from "../interop/node.ts";
 import * as ort from "onnxruntime-node";
+import type { PixelConvention } from "../ir/ir.ts";
 import { basename, dirname, join, resolve } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
 import { buildProgram, initialValues, planModel } from "../program/program.ts";
@@ -29,6 +30,8 @@ export interface TrainOptions {
   from?: string;
   requiresGrad?: string[];
   frozen?: string[];
+  /** The pixels an imported model takes (default [0,1]). */
+  pixels?: PixelConvention;
   epochs?: number;
   batchSize: number;
   optimizer: OptimizerName;
