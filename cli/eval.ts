@@ -37,7 +37,7 @@ const command: CommandModule<object, Args> = {
     const test = loadMnistSplit(a.data, "test", a.testLimit);
     const model = await openClassifier(a.model, { threads: a.threads, convention, calibration: trainingCalibration(a.data) });
     const t0 = performance.now();
-    const r = await evaluate((x, _y, n) => model.scores(x, n), test, { batchSize: a.batchSize, misclassifiedLimit: 20 });
+    const r = await evaluate((x, _y, n) => model.scores(x, n), test, { batchSize: a.batchSize, misclassifiedLimit: 20, classes: model.classes });
     const seconds = (performance.now() - t0) / 1000;
     await model.release();
     if (a.json) {

@@ -62,7 +62,7 @@ const command: CommandModule<object, Args> = {
     });
     const model = await openClassifier(a.model, { threads: a.threads, convention, calibration: trainingCalibration(a.data) });
     const found = inputs.filter((i) => !i.empty);
-    const results = await classifyAll((x, n) => model.scores(x, n), found.map((i) => i.pixels));
+    const results = await classifyAll((x, n) => model.scores(x, n), found.map((i) => i.pixels), { classes: model.classes });
     await model.release();
     const byFile = new Map(found.map((input, k) => [input, results[k]]));
 

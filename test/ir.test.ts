@@ -168,3 +168,24 @@ describe("Dropout", () => {
     expect(Math.max(...Array.from(out.logits.data as Float32Array).map((v, i) => Math.abs(v - e1.logits[i])))).toBeLessThan(1e-5);
   });
 });
+
+describe("the CLI with a 12-class model", () => {
+  it("eval scores its own 12-class model.onnx with 12 columns", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "onnx-mnist-k12-"));
+    try {
+      writeFileSync(join(dir, "k12.json"), JSON.stringify({ name: "k12", classes: 12, layers: [{ type: "flatten" }, { type: "linear", name: "fc", out_features: 12 }] }));
+      const root = join(import.meta.dirname, "..");
+      execFileSync(process.execPath, ["bin/onnx-mnist.js", "build-graph", "--model", join(dir, "k12.json"), "--out", join(dir, "g")], { cwd: root });
+      const r = JSON.parse(execFileSync(process.execPath, ["bin/onnx-mnist.js", "eval", "--model", join(dir, "g", "model.onnx"), "--json"], { cwd: root, encoding: "utf8" }));
+      expect(r.count).toBe(10_000);
+      expect(r.confusion).toHaveLength(12);
+      expect(r.confusion[0]).toHaveLength(12);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});

@@ -24,6 +24,7 @@ export type { OutputKind };
 export type Layout = "nchw" | "nhw" | "flat" | "nhwc";
 
 const PX = 28 * 28;
+/** MNIST's digits: what a classifier from elsewhere must score. Our own models may have more classes (a spec's `classes`). */
 const CLASSES = 10;
 const LAYOUT_DIMS: Record<Layout, number[]> = { nchw: [1, 28, 28], nhw: [28, 28], flat: [784], nhwc: [28, 28, 1] };
 const EXPECTED = "a classifier of 28x28 grey images: one float input [N,1,28,28], [N,28,28], [N,784] or [N,28,28,1] and an output of 10 scores per image";
@@ -72,6 +73,8 @@ export class ClassifierAdapter {
     readonly input: { name: string; shape: (number | string)[]; layout: Layout; fixedBatch?: number },
     readonly output: { name: string; kind: OutputKind },
     public pixels: PixelHandling,
+    /** Scores per image: 10, or an onnx-mnist model's own number of classes. */
+    readonly classes: number,
   ) {}
 
   /**
@@ -94,19 +97,22 @@ export class ClassifierAdapter {
     } catch (e) {
       throw new ModelError(`${name}: running it on ${n} blank image(s) of shape [${n},${LAYOUT_DIMS[input.layout]}] failed (${firstLine(e)}); expected ${EXPECTED}`);
     }
-    const outName = pickOutput(session, outs, n, name);
+    // A model.onnx written by onnx-mnist says how many classes it scores (a spec may have more than 10).
+    const meta = o.facts?.metadata;
+    const ownClasses = Number(meta?.get("onnx_mnist.classes"));
+    const classes = Number.isInteger(ownClasses) && ownClasses >= CLASSES ? ownClasses : CLASSES;
+    const outName = pickOutput(session, outs, n, name, classes);
     const raw = outs[outName].data as Float32Array;
-    const kind = outputKind(o.facts?.producers.get(outName), raw);
+    const kind = outputKind(o.facts?.producers.get(outName), raw, classes);
     // A model.onnx written by onnx-mnist says what it takes: [0,1] for our specs, an imported model's own
     // convention (`onnx_mnist.pixels`) for one fine-tuned here.
-    const meta = o.facts?.metadata;
     const own = meta?.has("onnx_mnist.model") ? (meta.has("onnx_mnist.pixels") ? (JSON.parse(meta.get("onnx_mnist.pixels")!) as PixelConvention) : OWN_CONVENTION) : undefined;
     const pixels: PixelHandling = o.convention
       ? { convention: o.convention, preset: presetOf(o.convention), source: "given" }
       : own
         ? { convention: own, preset: presetOf(own), source: "onnx-mnist" }
         : { convention: OWN_CONVENTION, preset: "unit", source: "detected" };
-    const adapter = new ClassifierAdapter(ort, session, name, input, { name: outName, kind }, pixels);
+    const adapter = new ClassifierAdapter(ort, session, name, input, { name: outName, kind }, pixels, classes);
     if (pixels.source === "detected") {
       if (!o.calibration) throw new ModelError(`${name}: its pixel convention must be detected on training images, and none are available; give it (--input-preset)`);
       adapter.pixels = await adapter.detectConvention(await o.calibration());
@@ -114,11 +120,11 @@ export class ClassifierAdapter {
     return adapter;
   }
 
-  /** Scores [n, 10] (logits or log-probabilities) for n images of 784 pixels in [0, 1], under `convention`. */
+  /** Scores [n, classes] (logits or log-probabilities) for n images of 784 pixels in [0, 1], under `convention`. */
   async scores(pixels: Float32Array, n: number, convention: PixelConvention = this.pixels.convention, o: { allowNonFinite?: boolean } = {}): Promise<Float32Array> {
     const b = this.input.fixedBatch ?? n;
     const dims = LAYOUT_DIMS[this.input.layout];
-    const out = new Float32Array(n * CLASSES);
+    const out = new Float32Array(n * this.classes);
     const x = new Float32Array(b * PX);
     let bad = 0;
     for (let start = 0; start < n; start += b) {
@@ -128,15 +134,15 @@ export class ClassifierAdapter {
       if (m < b) applyConvention(convention, new Float32Array((b - m) * PX), x.subarray(m * PX));
       const res = await this.session.run({ [this.input.name]: new this.ort.Tensor("float32", x, [this.input.fixedBatch ?? m, ...dims]) }, [this.output.name]);
       const raw = res[this.output.name].data as Float32Array;
-      if (raw.length !== (this.input.fixedBatch ?? m) * CLASSES) throw new ModelError(`${this.name}: output ${this.output.name} gave ${raw.length} values for ${this.input.fixedBatch ?? m} images, expected ${CLASSES} each`);
-      for (let i = 0; i < m * CLASSES; i++) {
+      if (raw.length !== (this.input.fixedBatch ?? m) * this.classes) throw new ModelError(`${this.name}: output ${this.output.name} gave ${raw.length} values for ${this.input.fixedBatch ?? m} images, expected ${this.classes} each`);
+      for (let i = 0; i < m * this.classes; i++) {
         const v = raw[i];
         if (!Number.isFinite(v)) bad++;
         // log p of a probability: softmax(log p) = p. A p of 0 (underflow) becomes float32's smallest log.
-        out[start * CLASSES + i] = this.output.kind === "probabilities" ? Math.log(Math.max(v, 1e-45)) : v;
+        out[start * this.classes + i] = this.output.kind === "probabilities" ? Math.log(Math.max(v, 1e-45)) : v;
       }
     }
-    if (bad && !o.allowNonFinite) throw new NonFiniteError(`${this.name}: the model produced non-finite outputs (NaN or Infinity: ${bad} of ${n * CLASSES} values); its weights may have diverged, or its inputs are not what it expects (${describeConvention(convention)})`);
+    if (bad && !o.allowNonFinite) throw new NonFiniteError(`${this.name}: the model produced non-finite outputs (NaN or Infinity: ${bad} of ${n * this.classes} values); its weights may have diverged, or its inputs are not what it expects (${describeConvention(convention)})`);
     return out;
   }
 
@@ -153,15 +159,15 @@ export class ClassifierAdapter {
       let right = 0;
       let nll = 0;
       for (let i = 0; i < c.count; i++) {
-        const row = s.subarray(i * CLASSES, (i + 1) * CLASSES);
+        const row = s.subarray(i * this.classes, (i + 1) * this.classes);
         let arg = 0;
-        for (let k = 1; k < CLASSES; k++) if (row[k] > row[arg]) arg = k;
+        for (let k = 1; k < this.classes; k++) if (row[k] > row[arg]) arg = k;
         if (!row.every(Number.isFinite)) {
           nll += Infinity;
           continue;
         }
         let z = 0;
-        for (let k = 0; k < CLASSES; k++) z += Math.exp(row[k] - row[arg]);
+        for (let k = 0; k < this.classes; k++) z += Math.exp(row[k] - row[arg]);
         nll += Math.log(z) + row[arg] - row[c.labels[i]]; // -log softmax(row)[label]
         if (arg === c.labels[i]) right++;
       }
@@ -223,30 +229,30 @@ function findInput(session: InferenceSession, name: string): ClassifierAdapter["
 }
 
 /** The output with 10 scores per image; among several, the one named like logits/output/probs/scores. */
-function pickOutput(session: InferenceSession, outs: InferenceSession.ReturnType, n: number, name: string): string {
+function pickOutput(session: InferenceSession, outs: InferenceSession.ReturnType, n: number, name: string, classes: number): string {
   const tens = session.outputNames.filter((o) => {
     const t = outs[o];
-    return t && t.type === "float32" && (t.data as Float32Array).length === n * CLASSES;
+    return t && t.type === "float32" && (t.data as Float32Array).length === n * classes;
   });
   const has = () => session.outputNames.map((o) => `${o} ${outs[o]?.type ?? "?"} [${outs[o]?.dims?.join(",") ?? "?"}]`).join(", ");
-  if (tens.length === 0) throw new ModelError(`${name}: no output gives 10 float scores per image (for ${n} image${n === 1 ? "" : "s"}: ${has()}); expected ${EXPECTED}`);
+  if (tens.length === 0) throw new ModelError(`${name}: no output gives ${classes} float scores per image (for ${n} image${n === 1 ? "" : "s"}: ${has()}); expected ${EXPECTED}`);
   if (tens.length === 1) return tens[0];
   for (const re of [/logit/i, /prob/i, /output|score|pred/i]) {
     const named = tens.filter((o) => re.test(o));
     if (named.length === 1) return named[0];
   }
-  throw new ModelError(`${name}: ${tens.length} outputs give 10 scores per image (${tens.join(", ")}) and none is named like logits, probs or output; expected one`);
+  throw new ModelError(`${name}: ${tens.length} outputs give ${classes} scores per image (${tens.join(", ")}) and none is named like logits, probs or output; expected one`);
 }
 
 /** From the op that makes the output, else from its values on the trial batch. */
-function outputKind(producer: string | undefined, raw: Float32Array): OutputKind {
+function outputKind(producer: string | undefined, raw: Float32Array, classes: number): OutputKind {
   if (producer === "Softmax") return "probabilities";
   if (producer === "LogSoftmax") return "log-probabilities";
-  const rows = raw.length / CLASSES;
+  const rows = raw.length / classes;
   let probs = true;
   let logProbs = true;
   for (let r = 0; r < rows; r++) {
-    const row = raw.subarray(r * CLASSES, (r + 1) * CLASSES);
+    const row = raw.subarray(r * classes, (r + 1) * classes);
     const sum = row.reduce((a, b) => a + b, 0);
     const expSum = row.reduce((a, b) => a + Math.exp(b), 0);
     if (!(row.every((v) => v >= 0 && v <= 1) && Math.abs(sum - 1) < 1e-3)) probs = false;

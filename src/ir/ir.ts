@@ -90,16 +90,9 @@ export interface IrConstant {
 /** What the model's output holds. The loss is always taken on `scores` (logits or log-probabilities). */
 export type OutputKind = "logits" | "probabilities" | "log-probabilities";
 
-/**
- * How a model expects its pixels, as a map from MNIST's p in [0,1] (white ink on black):
- * `((invert ? 1 - p : p) * scale - mean) / std`. Our own models take p itself.
- */
-export interface PixelConvention {
-  scale: number;
-  mean: number;
-  std: number;
-  invert: boolean;
-}
+/** How a model expects its pixels (src/image/convention.ts); our own models take MNIST's p in [0,1]. */
+import type { PixelConvention } from "../image/convention.ts";
+export type { PixelConvention };
 
 /** Choices made when importing an ONNX model (stored with it, so a checkpoint re-imports identically). */
 export interface ImportOptions {

@@ -199,7 +199,7 @@ export function buildInferenceModel(plan: ModelPlan, params: Float32Array, buffe
   };
   const { output } = replay(g, ir, "inference", x, { param: init(plan.params, params), buffer: init(plan.buffers, buffers), constant: constantSource(g) });
   g.output(output, ir.output.name);
-  const meta = { ...modelMetadata(plan), "onnx_mnist.params": String(plan.paramCount), "onnx_mnist.output": ir.output.kind, ...(ir.pixels ? { "onnx_mnist.pixels": JSON.stringify(ir.pixels) } : {}), ...extraMeta };
+  const meta = { ...modelMetadata(plan), "onnx_mnist.params": String(plan.paramCount), "onnx_mnist.classes": String(plan.classes), "onnx_mnist.output": ir.output.kind, ...(ir.pixels ? { "onnx_mnist.pixels": JSON.stringify(ir.pixels) } : {}), ...extraMeta };
   const what = ir.output.kind === "logits" ? "logits" : ir.output.kind;
   const convention = ir.source.kind === "spec" ? " pixels in [0,1]" : "";
   return encodeModel(
