@@ -24,9 +24,10 @@ export function cli(args: string[], o: { cwd?: string; timeout?: number } = {}):
 }
 
 /** Exit code 1 and exactly one line on stderr, `error: ...` matching `message`, no stack trace. */
-export function expectOneLineError(r: CliResult, message: RegExp): void {
+/** One `error: ...` line, no stack; exit 1 for what was wrong with the inputs, 2 for a usage error (a bad flag). */
+export function expectOneLineError(r: CliResult, message: RegExp, code = 1): void {
   expect(r.hung, "the command hung").toBe(false);
-  expect(r.code, r.err).toBe(1);
+  expect(r.code, r.err).toBe(code);
   expect(r.err).not.toMatch(/\n\s+at /);
   const lines = r.err.trim().split("\n").filter((l) => !l.startsWith("warning: "));
   expect(lines, r.err).toHaveLength(1);
