@@ -12,7 +12,7 @@ import { optimizerConfig, optimizerState, type OptimizerConfig, type OptimizerNa
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointData } from "../runtime/checkpoint.ts";
 import { checkpointData, modelOfCheckpoint, stateFromCheckpoint, Trainer, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
 import { startPosition } from "../runtime/fit.ts";
-import { decodeModel, encodeModel, type ModelMsg } from "../onnx/proto.ts";
+import { decodeModel, ModelProto, type ModelMsg } from "../onnx/proto.ts";
 import { checkLimits } from "../runtime/limits.ts";
 import { readFileOrFail, UserError, writeFileAtomic } from "./files.ts";
 
@@ -94,10 +94,17 @@ export function buildArtifacts(o: BuildOptions): Built {
 
 const BUILD_KEY = "onnx_mnist.build_id";
 
+/**
+ * The model with one more metadata entry. Appended as bytes, not decoded and re-encoded: a protobuf message
+ * may be followed by more of its repeated fields, while a round trip through protobufjs's plain objects writes
+ * every default value explicitly (an attribute with both `i` and `f` set, which onnxruntime rejects).
+ */
 function withBuildId(bytes: Uint8Array, build: string): Uint8Array {
-  const model = decodeModel(bytes);
-  model.metadata_props = [...model.metadata_props.filter((p) => p.key !== BUILD_KEY), { key: BUILD_KEY, value: build }].sort((a, b) => (a.key < b.key ? -1 : 1));
-  return encodeModel(model);
+  const entry = ModelProto.encode(ModelProto.fromObject({ metadata_props: [{ key: BUILD_KEY, value: build }] })).finish();
+  const out = new Uint8Array(bytes.length + entry.length);
+  out.set(bytes);
+  out.set(entry, bytes.length);
+  return out;
 }
 
 const buildIdOf = (model: ModelMsg) => model.metadata_props.find((p) => p.key === BUILD_KEY)?.value;

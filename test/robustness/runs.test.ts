@@ -280,6 +280,9 @@ describe("train --graph with files from different builds (issue 12: an SGD graph
     const [adam, sgd] = [fresh("g-adam"), fresh("g-sgd")];
     expect(cli(["build-graph", "--model", "mycnn", "--optimizer", "adam", "--out", adam]).code).toBe(0);
     expect(cli(["build-graph", "--model", "mycnn", "--optimizer", "sgd", "--out", sgd]).code).toBe(0);
+    // the stamped graphs still load and train in onnxruntime
+    const ok = cli(["train", "--graph", adam, ...SMALL, "--epochs", "1", "--out", fresh("from-adam")]);
+    expect(ok.code, ok.err).toBe(0);
     copyFileSync(join(adam, "checkpoint"), join(sgd, "checkpoint")); // same model, same parameter count
     const before = hashTree(sgd);
     const cwd = fresh("mixed-cwd");
