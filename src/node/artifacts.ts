@@ -77,9 +77,10 @@ export function buildArtifacts(o: BuildOptions): Built {
   const init = initialValues(program.plan, o.seed);
   const state = Trainer.freshState(program, init.params, init.buffers);
   // One id for the four files, so that `train --graph` can tell a directory mixing two builds. Derived from
-  // what was built (the same build gives the same bytes), not drawn at random.
+  // the graphs (the same build gives the same bytes), not drawn at random; not from the seed, which changes
+  // only the initial weights: graphs of one seed train a checkpoint of another exactly as their own.
   const source = program.plan.ir.source;
-  const hash = createHash("sha256").update(program.trainStep).update(program.evalStep).update(JSON.stringify({ seed: o.seed, opt, model: source.kind === "spec" ? source.spec : o.from }));
+  const hash = createHash("sha256").update(program.trainStep).update(program.evalStep).update(JSON.stringify({ opt, model: source.kind === "spec" ? source.spec : o.from }));
   if (source.kind === "onnx") hash.update(source.bytes);
   const build = hash.digest("hex").slice(0, 16);
   const config = { model: o.from ?? o.model, optimizer: o.optimizer, lr: opt.lr, seed: o.seed, build_id: build };
