@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as ort from "onnxruntime-node";
+import * as ortWeb from "onnxruntime-web";
 import { AUGMENT_NONE, AUGMENT_PRESET, Augmenter, affineTheta, batchRng, buildAugmentGraph, drawAffine, drawBatch, gaussianTaps, type AugmentConfig } from "../src/augment/augment.ts";
 import { loadMnist } from "../src/data/node.ts";
 import { fillBatch } from "../src/data/dataset.ts";
@@ -93,6 +94,21 @@ OUT = s + torch.relu(w) * (dil - s) + torch.relu(-w) * (ero - s)`,
     expect(maxAbsDiff(ours, ref)).toBeLessThan(1e-4);
     // the elastic field is the size Simard's parameters give (~1.4 px standard deviation), not a no-op
     expect(maxAbsDiff(ours, await runGraph({ ...c, elasticAlpha: 0 }, d))).toBeGreaterThan(0.3);
+  });
+});
+
+describe("onnxruntime-web", () => {
+  it("runs the augmentation graph (GridSample, MatMul, MaxPool) as onnxruntime-node does, to 1e-5", async () => {
+    ortWeb.env.wasm.numThreads = 1; // Node has no cross-origin isolation: single-threaded WASM
+    const [web, node] = await Promise.all([
+      Augmenter.create(ortWeb as unknown as typeof ort, AUGMENT_PRESET, { sessionOptions: { executionProviders: ["wasm"] } }),
+      Augmenter.create(ort, AUGMENT_PRESET),
+    ]);
+    const [x, y] = [images.slice(), images.slice()];
+    await web.apply(x, N, batchRng(0, 0, 0));
+    await node.apply(y, N, batchRng(0, 0, 0));
+    expect(maxAbsDiff(x, y)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(x, images)).toBeGreaterThan(0.5);
   });
 });
 
