@@ -10,8 +10,8 @@
  *    fonts-breip fonts-comic-neue fonts-dancingscript fonts-dkg-handwriting fonts-femkeklaver fonts-humor-sans
  *    fonts-klee fonts-rufscript fonts-sjfonts), rendered by Chromium on a 280x280 canvas at three slants
  *    (-12, 0, +12 degrees) and three stroke widths (eroded by a black outline, as is, thickened by a white one);
- *  - pen: digits drawn with the mouse on the web demo's own drawing canvas (the real page, served by
- *    serveDemo), from two skeletons per digit, each drawn with a random size, slant, aspect, rotation and
+ *  - pen: digits drawn by pointer events on the web demo's own drawing canvas (the real page and its DrawPad,
+ *    served by serveDemo), from two skeletons per digit, each drawn with a random size, slant, aspect, rotation and
  *    wobble from a fixed seed.
  * A font whose digits render exactly like the fallback font (it has no digits of its own) is left out.
  */
@@ -190,17 +190,23 @@ async function penDigits(page: Page): Promise<{ images: Uint8Array[]; labels: nu
   const rng = new Rng(2003);
   const images: Uint8Array[] = [];
   const labels: number[] = [];
-  const box = (await page.getByTestId("canvas").boundingBox())!;
   for (let k = 0; k < PEN_PER_DIGIT; k++) {
     for (let d = 0; d < 10; d++) {
-      await page.getByTestId("clear").click();
-      for (const stroke of jitter(SKELETONS[d][k % 2], rng)) {
-        const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height] as const;
-        await page.mouse.move(...at(stroke[0]));
-        await page.mouse.down();
-        for (const p of stroke.slice(1)) await page.mouse.move(...at(p));
-        await page.mouse.up();
-      }
+      // The demo's own pen (DrawPad) draws it: pointer events at the canvas, in one round trip per digit
+      // (page.mouse costs one per point, minutes for the suite on a busy machine).
+      const strokes = jitter(SKELETONS[d][k % 2], rng);
+      await page.evaluate((strokes) => {
+        (document.querySelector("#clear") as HTMLButtonElement).click();
+        const c = document.querySelector("canvas#canvas") as HTMLCanvasElement;
+        const r = c.getBoundingClientRect();
+        const fire = (type: string, [x, y]: [number, number]) =>
+          c.dispatchEvent(new PointerEvent(type, { pointerId: 1, pointerType: "mouse", isPrimary: true, button: type === "pointermove" ? -1 : 0, buttons: type === "pointerup" ? 0 : 1, clientX: r.left + x * r.width, clientY: r.top + y * r.height, bubbles: true, cancelable: true }));
+        for (const s of strokes) {
+          fire("pointerdown", s[0]);
+          for (const p of s.slice(1)) fire("pointermove", p);
+          fire("pointerup", s[s.length - 1]);
+        }
+      }, strokes);
       const { rgba, width, height } = await canvasPixels(page);
       const m = toMnistInput(rgba, width, height);
       if (m.empty) throw new Error(`pen digit ${d} #${k} left the canvas empty`);
