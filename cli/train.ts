@@ -33,7 +33,7 @@ export const trainOptions = {
   threads: { type: "number", describe: "onnxruntime intra-op threads [default: one per core]", requiresArg: true },
   "train-limit": { type: "number", describe: "use only the first N training images", requiresArg: true },
   "test-limit": { type: "number", describe: "use only the first N test images", requiresArg: true },
-  augment: { type: "boolean", describe: "augment every training batch with the preset: --rotate 10 --translate 0.1 --scale 0.9,1.1 --shear 10 --elastic 34,4 --stroke 0.5 (the flags below override it)" },
+  augment: { type: "boolean", describe: "augment every training batch with the preset: --rotate 10 --translate 0 --scale 0.9,1.1 --shear 10 --elastic 34,4 --stroke 0.5 (the flags below override it)" },
   rotate: { type: "number", describe: "random rotation of up to this many degrees (torchvision RandomAffine's degrees)", requiresArg: true },
   translate: { type: "number", describe: "random shift of up to this fraction of the image, in whole pixels (RandomAffine's translate)", requiresArg: true },
   scale: { type: "string", describe: "random scale in LO,HI, e.g. 0.9,1.1 (RandomAffine's scale)", requiresArg: true },
