@@ -1,9 +1,10 @@
 import type { CommandModule } from "yargs";
 import { loadMnistSplit } from "../src/data/node.ts";
-import { evaluate } from "../src/runtime/fit.ts";
+import { evaluate, type EvalResult } from "../src/runtime/fit.ts";
 import { openClassifier, trainingCalibration } from "../src/node/model-file.ts";
 import { conventionFromFlags, conventionOptions, type ConventionFlags } from "../src/image/convention.ts";
 import { checkNumber, checkThreads } from "./options.ts";
+import { evaluateSuite, groupsLine, type SuiteResult } from "../src/node/suite.ts";
 
 interface Args extends ConventionFlags {
   model: string;
@@ -12,6 +13,7 @@ interface Args extends ConventionFlags {
   batchSize: number;
   threads?: number;
   testLimit?: number;
+  suite?: boolean;
 }
 
 const command: CommandModule<object, Args> = {
@@ -26,6 +28,7 @@ const command: CommandModule<object, Args> = {
       .option("threads", { type: "number", describe: "onnxruntime intra-op threads", requiresArg: true })
       .option("test-limit", { type: "number", describe: "use only the first N test images", requiresArg: true })
       .options(conventionOptions)
+      .option("suite", { type: "boolean", describe: "evaluate on the \"handwriting from elsewhere\" suite (fonts and pen-drawn digits, not MNIST) instead of MNIST's test set" })
       .example("$0 eval --model runs/latest/model.onnx", "")
       .example("$0 eval --model lenet.onnx --input-preset mnist", "a model trained on normalised pixels") as any,
   handler: async (a) => {
@@ -34,18 +37,20 @@ const command: CommandModule<object, Args> = {
     checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
     const convention = conventionFromFlags(a);
     // Test images first: a bad --data fails before the model is loaded. Training images are read only to calibrate.
-    const test = loadMnistSplit(a.data, "test", a.testLimit);
+    const test = a.suite ? undefined : loadMnistSplit(a.data, "test", a.testLimit);
     const model = await openClassifier(a.model, { threads: a.threads, convention, calibration: trainingCalibration(a.data) });
     const t0 = performance.now();
-    const r = await evaluate((x, _y, n) => model.scores(x, n), test, { batchSize: a.batchSize, misclassifiedLimit: 20, classes: model.classes });
+    const r: EvalResult & Partial<Pick<SuiteResult, "groups">> = test
+      ? await evaluate((x, _y, n) => model.scores(x, n), test, { batchSize: a.batchSize, misclassifiedLimit: 20, classes: model.classes })
+      : await evaluateSuite((x, _y, n) => model.scores(x, n), { batchSize: a.batchSize });
     const seconds = (performance.now() - t0) / 1000;
     await model.release();
     if (a.json) {
-      console.log(JSON.stringify({ model: a.model, ...model.toJSON(), count: r.count, accuracy: r.accuracy, loss: r.loss, per_class_accuracy: r.perClassAccuracy, confusion: r.confusion, seconds }, null, 2));
+      console.log(JSON.stringify({ model: a.model, ...model.toJSON(), count: r.count, accuracy: r.accuracy, loss: r.loss, per_class_accuracy: r.perClassAccuracy, confusion: r.confusion, seconds, groups: r.groups }, null, 2));
       return;
     }
     console.log(`${a.model}: ${model.describe()}`);
-    console.log(`test accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.count.toLocaleString("en-US")} images (loss ${r.loss.toFixed(4)}, ${seconds.toFixed(2)} s)\n`);
+    console.log(`${a.suite ? "suite" : "test"} accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.count.toLocaleString("en-US")} images (loss ${r.loss.toFixed(4)}, ${seconds.toFixed(2)} s)` + (r.groups ? `; ${groupsLine(r.groups)}` : "") + "\n");
     const w = 6;
     const pad = (s: string | number) => String(s).padStart(w);
     console.log("true\\pred" + r.confusion.map((_, c) => pad(c)).join("") + pad("acc %"));

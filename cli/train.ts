@@ -7,9 +7,11 @@ import { listen, type Listening } from "../src/server/listen.ts";
 import type { PixelConvention } from "../src/image/convention.ts";
 import { checkModelOptions, checkNumber, checkPort, checkThreads, modelOptions } from "./options.ts";
 import { CLI } from "./invocation.ts";
+import { AUGMENT_NONE, AUGMENT_PRESET, checkAugmentConfig, isIdentity, type AugmentConfig } from "../src/augment/augment.ts";
+import { UserError } from "../src/node/files.ts";
 
 /** The parsed flags: the training options plus the dashboard's. */
-interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule"> {
+interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule" | "augment">, AugmentFlags {
   optimizer: string;
   lrSchedule?: string;
   dashboard?: boolean;
@@ -31,6 +33,13 @@ export const trainOptions = {
   threads: { type: "number", describe: "onnxruntime intra-op threads [default: one per core]", requiresArg: true },
   "train-limit": { type: "number", describe: "use only the first N training images", requiresArg: true },
   "test-limit": { type: "number", describe: "use only the first N test images", requiresArg: true },
+  augment: { type: "boolean", describe: "augment every training batch with the preset: --rotate 10 --translate 0 --scale 0.9,1.1 --shear 10 --elastic 34,4 --stroke 0.5 (the flags below override it)" },
+  rotate: { type: "number", describe: "random rotation of up to this many degrees (torchvision RandomAffine's degrees)", requiresArg: true },
+  translate: { type: "number", describe: "random shift of up to this fraction of the image, in whole pixels (RandomAffine's translate)", requiresArg: true },
+  scale: { type: "string", describe: "random scale in LO,HI, e.g. 0.9,1.1 (RandomAffine's scale)", requiresArg: true },
+  shear: { type: "number", describe: "random slant of up to this many degrees (RandomAffine's shear)", requiresArg: true },
+  elastic: { type: "string", describe: "elastic distortion ALPHA[,SIGMA] in pixels (Simard et al. 2003: 34,4); 0 for none", requiresArg: true },
+  stroke: { type: "number", describe: "stroke-width jitter: up to this fraction (0-1) of the way to ink a pixel thicker or thinner", requiresArg: true },
   dashboard: { type: "boolean", describe: "serve a live dashboard of the run" },
   port: { type: "number", describe: "dashboard port (0: any free port) [default: 8050]", requiresArg: true },
   host: { type: "string", default: "127.0.0.1", describe: "dashboard address to listen on", requiresArg: true },
@@ -45,7 +54,44 @@ export function checkTrainArgs(a: Args): PixelConvention | undefined {
   checkNumber("train-limit", a.trainLimit, { integer: true, min: 1 });
   checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
   checkPort(a.port);
+  augmentConfigOf(a);
   return pixels;
+}
+
+interface AugmentFlags {
+  augment?: boolean;
+  rotate?: number;
+  translate?: number;
+  scale?: string;
+  shear?: number;
+  elastic?: string;
+  stroke?: number;
+}
+
+/** The augmentation the flags ask for: the preset under --augment, else only what is given; undefined for none. */
+export function augmentConfigOf(a: AugmentFlags): AugmentConfig | undefined {
+  const given = a.rotate !== undefined || a.translate !== undefined || a.scale !== undefined || a.shear !== undefined || a.elastic !== undefined || a.stroke !== undefined;
+  if (!a.augment && !given) return undefined;
+  const c: AugmentConfig = structuredClone(a.augment ? AUGMENT_PRESET : AUGMENT_NONE);
+  const pair = (flag: string, s: string, optionalSecond: boolean): [number, number | undefined] => {
+    const parts = s.split(",").map((p) => p.trim());
+    const nums = parts.map(Number);
+    if (parts.length > 2 || (!optionalSecond && parts.length !== 2) || parts.some((p) => p === "") || nums.some((x) => !Number.isFinite(x)))
+      throw new UserError(`--${flag} must be ${optionalSecond ? "ALPHA or ALPHA,SIGMA (e.g. 34,4)" : "LO,HI (e.g. 0.9,1.1)"}, got ${s}`);
+    return [nums[0], nums[1]];
+  };
+  if (a.rotate !== undefined) c.degrees = a.rotate;
+  if (a.translate !== undefined) c.translate = a.translate;
+  if (a.scale !== undefined) c.scale = pair("scale", a.scale, false) as [number, number];
+  if (a.shear !== undefined) c.shear = a.shear;
+  if (a.elastic !== undefined) {
+    const [alpha, sigma] = pair("elastic", a.elastic, true);
+    c.elasticAlpha = alpha;
+    if (sigma !== undefined) c.elasticSigma = sigma;
+  }
+  if (a.stroke !== undefined) c.stroke = a.stroke;
+  checkAugmentConfig(c);
+  return isIdentity(c) ? undefined : c;
 }
 
 /** Trains with a progress bar on stderr and one line per epoch on stdout. Returns the process exit code. */
@@ -87,11 +133,15 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
       const mod = await import("../src/dashboard/server.ts");
       dashboard = await mod.startDashboard({ listening: port, runDirs: a.resume ? [a.resume] : [], live: true });
     }
-    const outcome = await trainRun({ ...a, pixels, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined }, {
+    const outcome = await trainRun({ ...a, pixels, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined, augment: augmentConfigOf(a) }, {
       onStart: async (info) => {
         runDir = info.dir;
         for (const rec of early.splice(0)) dashboard?.publish(runDir, rec);
-        console.log(`${info.resumed ? "resuming" : "training"} ${info.plan.name} (${info.plan.paramCount.toLocaleString("en-US")} parameters) in ${info.dir}` + (info.resumed ? ` from epoch ${info.startEpoch + 1}, step ${info.startBatch}` : ""));
+        console.log(
+          `${info.resumed ? "resuming" : "training"} ${info.plan.name} (${info.plan.paramCount.toLocaleString("en-US")} parameters) in ${info.dir}` +
+            (info.resumed ? ` from epoch ${info.startEpoch + 1}, step ${info.startBatch}` : "") +
+            (info.augment ? `, augmented (${info.augment})` : ""),
+        );
         if (dashboard) console.log(`dashboard: ${dashboard.url}`);
       },
       onRecord: (rec) => (runDir ? dashboard?.publish(runDir, rec) : early.push(rec)),

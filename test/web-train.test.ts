@@ -19,6 +19,7 @@ import { decodeSubset, encodeSubset, SUBSET_FILE, SUBSET_TEST, SUBSET_TRAIN } fr
 import { buildSubsetAsset } from "../src/web-assets/mnist-subset-node.ts";
 import { loadMnist } from "../src/data/node.ts";
 import { decodeCheckpoint } from "../src/runtime/checkpoint.ts";
+import { AUGMENT_PRESET } from "../src/augment/augment.ts";
 import { summarizeModel } from "../src/onnx/summary.ts";
 import type { Snapshot, StepPoint } from "../web/train/protocol.ts";
 import { importModel } from "./helpers/import-models.ts";
@@ -254,6 +255,24 @@ describe("Train page in Chromium", () => {
     expect(decodeCheckpoint(Uint8Array.from(s.checkpoint), "checkpoint").header.model.kind).toBe("onnx");
     await page.close();
   }, 300_000);
+
+  it("the Augment switch trains on augmented batches (the preset, recorded in the checkpoint's config), reproducibly", async () => {
+    const page = await openTrain();
+    await settings(page, { epochs: 1, batchSize: 32, train: 640, test: 200, model: "mycnn" });
+    const run = async (augment: boolean, n: number) => {
+      await page.getByTestId("augment").setChecked(augment);
+      await page.getByTestId("train-start").click();
+      await waitForEnd(page, n);
+      expect(await status(page)).toMatch(/^trained 1 epoch \(20 steps\) in [\d.]+ s: done$/);
+      return snapshot(page);
+    };
+    const [a, b, plain] = [await run(true, 1), await run(true, 2), await run(false, 3)];
+    expect(decodeCheckpoint(Uint8Array.from(a.checkpoint), "checkpoint").header.config.augment).toEqual(AUGMENT_PRESET);
+    expect(decodeCheckpoint(Uint8Array.from(plain.checkpoint), "checkpoint").header.config.augment).toBeNull();
+    expect(Buffer.from(Uint8Array.from(a.model)).equals(Buffer.from(Uint8Array.from(b.model)))).toBe(true);
+    expect(Buffer.from(Uint8Array.from(a.model)).equals(Buffer.from(Uint8Array.from(plain.model)))).toBe(false);
+    await page.close();
+  });
 
   it("says in one line what is wrong with a setting, and starts nothing", async () => {
     const page = await openTrain();

@@ -23,6 +23,7 @@ import { loadGraphDir, readCheckpointFile, resolveModel } from "./artifacts.ts";
 import { RunDir } from "./run-dir.ts";
 import { FileError, UserError } from "./files.ts";
 import { parseRunConfig, type RunConfig } from "../runtime/config.ts";
+import { Augmenter, batchRng, describeAugment, type AugmentConfig } from "../augment/augment.ts";
 
 export interface TrainOptions {
   model: string;
@@ -52,11 +53,13 @@ export interface TrainOptions {
   testLimit?: number;
   /** A .safetensors file of PyTorch state_dict weights to start from instead of the seeded initialisation. */
   initWeights?: string;
+  /** Augment every training batch (src/augment); kept in config.json and the checkpoint, so resume keeps it. */
+  augment?: AugmentConfig;
 }
 
 export interface TrainHooks {
   /** Called once the run directory and data are ready. */
-  onStart?: (info: { dir: string; epochs: number; batches: number; startEpoch: number; startBatch: number; resumed: boolean; plan: TrainingProgram["plan"] }) => void | Promise<void>;
+  onStart?: (info: { dir: string; epochs: number; batches: number; startEpoch: number; startBatch: number; resumed: boolean; plan: TrainingProgram["plan"]; augment?: string }) => void | Promise<void>;
   onStep?: (s: StepInfo, imagesPerSecond: number) => void;
   onEpoch?: (e: EpochInfo, epochs: number) => void;
   /** Every record also appended to metrics.jsonl (for the live dashboard). */
@@ -138,6 +141,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
       train_limit: o.trainLimit ?? null,
       test_limit: o.testLimit ?? null,
       init_weights: o.initWeights ? resolve(o.initWeights) : null,
+      augment: o.augment ?? null,
     };
     if (o.graph) {
       const loaded = loadGraphDir(o.graph);
@@ -169,6 +173,13 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
     throw new UserError(`the model takes input [${dims.join(", ")}], the data has [1, ${data.train.rows}, ${data.train.cols}] images: set "input": [1, ${data.train.rows}, ${data.train.cols}] in the spec`);
   const threads = config.threads ?? undefined;
   const trainer = await Trainer.create(ort, program, state, { threads, noiseSeed: config.seed });
+  const augmentConfig = config.augment ?? undefined;
+  // No spinning in the augmentation session's threads: they would compete with the training session's
+  // (measured: 1.12x the time without augmentation with 2 threads and no spinning; 2.5x with spinning).
+  const augmenter = augmentConfig
+    ? await Augmenter.create(ort, augmentConfig, { rows: data.train.rows, cols: data.train.cols, threads, sessionOptions: { extra: { session: { intra_op: { allow_spinning: "0" } } } } })
+    : undefined;
+  const seed = config.seed;
   // A new run's directory is made only now, when everything it needs has been checked.
   const run = (held.run ??= o.out ? RunDir.create(o.out, { overwrite: o.overwrite }) : RunDir.createUnique());
   const dir = run.path;
@@ -198,7 +209,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
   }
   if (basename(dirname(resolve(dir))) === "runs") run.markLatest(); // runs/latest -> the newest run
   run.flush(); // the run/resume record is on disk before anyone (the dashboard) reads the file
-  await hooks.onStart?.({ dir, epochs, batches, startEpoch: position.epoch, startBatch: position.stepInEpoch, resumed: !!o.resume, plan: program.plan });
+  await hooks.onStart?.({ dir, epochs, batches, startEpoch: position.epoch, startBatch: position.stepInEpoch, resumed: !!o.resume, plan: program.plan, augment: augmentConfig && describeAugment(augmentConfig) });
 
   // Throughput: an exponential moving average of each step's images per second (evaluation excluded).
   let lastStepEnd = performance.now();
@@ -211,6 +222,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
     batchSize,
     position,
     lrAt: (t) => lrAt(schedule, lr0, t, epochs * batches),
+    augment: augmenter && ((x, n, at) => augmenter.apply(x, n, batchRng(seed, at.epoch, at.batch))),
     shouldStop: () => stopSignal.requested,
     onStep: (s) => {
       const now = performance.now();
@@ -235,6 +247,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
   run.flush();
   if (result.status !== "diverged") await hooks.afterEpochFiles?.(dir);
   await trainer.release();
+  await augmenter?.release();
   return { status: result.status, dir, position: result.position, step: trainer.step, testAccuracy, lastLoss: result.lastLoss };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { OptimizerName } from "../optim/optimizer.ts";
 import { lrSchedules, type LrSchedule } from "../optim/schedule.ts";
+import { checkAugmentConfig, type AugmentConfig } from "../augment/augment.ts";
 
 export interface RunConfig {
   /** A built-in model name, a spec file, or the ONNX file a model was imported from. */
@@ -25,6 +26,8 @@ export interface RunConfig {
   threads: number | null;
   train_limit: number | null;
   test_limit: number | null;
+  /** The data augmentation of every training batch (src/augment), or null/absent for none. */
+  augment?: AugmentConfig | null;
   /** Where the run was trained, when not by the CLI (e.g. "browser, onnxruntime-web 1.30.0"). */
   trained_in?: string;
   /** The safetensors file the weights started from (`--init-weights`), or null for the seeded initialisation. */
@@ -56,9 +59,21 @@ const FIELDS: { [K in keyof RunConfig]-?: (v: unknown) => boolean } = {
   threads: nullable(isCount),
   train_limit: nullable(isCount),
   test_limit: nullable(isCount),
+  augment: optional(isAugment),
   trained_in: optional((v) => typeof v === "string"),
   init_weights: optional((v) => typeof v === "string"),
 };
+
+function isAugment(v: unknown): boolean {
+  const c = v as AugmentConfig;
+  if (typeof v !== "object" || !Array.isArray(c.scale) || c.scale.length !== 2) return false;
+  try {
+    checkAugmentConfig(c);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Checks a configuration read from a checkpoint; names the first bad field. Keys it does not know are kept

@@ -72,6 +72,11 @@ export interface FitOptions {
   evalBatchSize?: number;
   /** The learning rate of the step with this (0-based) global index; default: keep trainer.lr. */
   lrAt?: (step: number) => number;
+  /**
+   * Transforms each training batch in place before its step (data augmentation): the first n images of x, at
+   * `epoch` (0-based) and `batch` (0-based within the epoch), which is all a resumed run needs to redo it exactly.
+   */
+  augment?: (x: Float32Array, n: number, at: { epoch: number; batch: number }) => void | Promise<void>;
   /** Skip the per-epoch evaluation (benchmarks). */
   skipEval?: boolean;
   misclassifiedLimit?: number;
@@ -97,6 +102,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
     const { order, next } = epochOrder(train.count, pos.epochRng);
     for (let b = pos.stepInEpoch; b < batches; b++) {
       const n = fillBatch(train, order, b * o.batchSize, Math.min(train.count, (b + 1) * o.batchSize), x, y);
+      if (o.augment) await o.augment(x, n, { epoch: pos.epoch, batch: b });
       if (o.lrAt) trainer.lr = o.lrAt(trainer.step);
       const r = await trainer.trainStep(x, y, n);
       lastLoss = r.loss;

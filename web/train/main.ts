@@ -27,6 +27,7 @@ const ui = {
   seed: $<HTMLInputElement>("seed"),
   onnxRow: $("onnx-row"),
   onnxFile: $<HTMLInputElement>("onnx-file"),
+  augment: $<HTMLInputElement>("augment"),
   start: $<HTMLButtonElement>("start"),
   stop: $<HTMLButtonElement>("stop"),
   cont: $<HTMLButtonElement>("continue"),
@@ -114,9 +115,9 @@ function readSettings(): RunSettings | string {
   if (!(ui.lr.value.trim() !== "" && Number.isFinite(lr) && lr > 0 && lr <= 1)) return `Learning rate must be a number above 0 and at most 1, got "${ui.lr.value}"`;
   if (ui.model.value === ONNX_CHOICE) {
     if (!onnx) return "Choose an ONNX file to fine-tune (or drop one on the page)";
-    return { model: onnx.name, onnx: { name: onnx.name, bytes: onnx.bytes.slice() }, epochs, batchSize, trainCount, testCount, lr, seed } as RunSettings;
+    return { model: onnx.name, onnx: { name: onnx.name, bytes: onnx.bytes.slice() }, epochs, batchSize, trainCount, testCount, lr, seed, augment: ui.augment.checked } as RunSettings;
   }
-  return { model: ui.model.value, epochs, batchSize, trainCount, testCount, lr, seed } as RunSettings;
+  return { model: ui.model.value, epochs, batchSize, trainCount, testCount, lr, seed, augment: ui.augment.checked } as RunSettings;
 }
 
 // ---- The loss curve: raw loss per step and an exponential moving average (bias-corrected).
@@ -245,7 +246,7 @@ function setRunning(on: boolean): void {
   ui.start.disabled = on;
   ui.stop.disabled = !on;
   ui.cont.disabled = on || !hasRun;
-  for (const el of [ui.model, ui.onnxFile, ui.batchSize, ui.trainCount, ui.testCount, ui.lr, ui.seed, ui.epochs]) el.disabled = on;
+  for (const el of [ui.model, ui.onnxFile, ui.batchSize, ui.trainCount, ui.testCount, ui.lr, ui.seed, ui.augment, ui.epochs]) el.disabled = on;
 }
 
 function setStatus(text: string): void {

@@ -12,6 +12,7 @@ export interface RunSettings {
   testCount: number; // --test-limit: the first N images of MNIST's test file
   lr: number; // --lr (Adam)
   seed: number; // --seed
+  augment: boolean; // --augment (the preset)
 }
 
 export type ToWorker =

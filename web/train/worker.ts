@@ -20,6 +20,7 @@ import type { RunConfig } from "../../src/runtime/config.ts";
 import { fit, startPosition, type Position } from "../../src/runtime/fit.ts";
 import { limitSplit, type MnistData } from "../../src/data/dataset.ts";
 import { decodeSubset } from "../../src/web-assets/mnist-subset.ts";
+import { AUGMENT_PRESET, Augmenter, batchRng } from "../../src/augment/augment.ts";
 import type { FromWorker, RunSettings, Snapshot, StepPoint, ToWorker } from "./protocol.ts";
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -33,6 +34,7 @@ interface Run {
   /** The checkpoint's `config`: the same keys `onnx-mnist train` writes, so `train --resume` continues the run. */
   config: RunConfig;
   seconds: number;
+  augmenter?: Augmenter;
 }
 
 let run: Run | null = null;
@@ -83,6 +85,7 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const old = run;
   run = null;
   await old?.trainer.release();
+  await old?.augmenter?.release();
   post({ type: "status", text: "creating the onnxruntime-web sessions…" });
   const trainer = await Trainer.create(ort as unknown as Ort, program, Trainer.freshState(program, init.params, init.buffers), {
     sessionOptions: { executionProviders: ["wasm"] },
@@ -101,9 +104,11 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
     threads: null,
     train_limit: s.trainCount,
     test_limit: s.testCount,
+    augment: s.augment ? AUGMENT_PRESET : null,
     trained_in: `browser, onnxruntime-web ${ort.env.versions.web ?? "?"}`,
   };
-  run = { settings: s, trainer, data, position: startPosition(s.seed), config, seconds: 0 };
+  const augmenter = s.augment ? await Augmenter.create(ort as unknown as Ort, AUGMENT_PRESET, { sessionOptions: { executionProviders: ["wasm"] } }) : undefined;
+  run = { settings: s, trainer, data, position: startPosition(s.seed), config, seconds: 0, augmenter };
   post({
     type: "started",
     params: program.plan.paramCount,
@@ -137,6 +142,7 @@ async function train_(r: Run): Promise<void> {
       epochs,
       batchSize,
       position: r.position,
+      augment: r.augmenter && ((x, n, at) => r.augmenter!.apply(x, n, batchRng(r.settings.seed, at.epoch, at.batch))),
       shouldStop: async () => {
         await yieldToEvents();
         return stopRequested;

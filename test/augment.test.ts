@@ -1,0 +1,158 @@
+/**
+ * The augmentation graph (src/augment) against PyTorch on the same parameters and real MNIST digits:
+ * torchvision's functional affine for the affine part, and affine_grid + conv + grid_sample + max_pool2d for the
+ * whole graph; then determinism and exact resume of training with augmentation on.
+ * Needs Debian's /usr/bin/python3 with torch and torchvision.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import * as ort from "onnxruntime-node";
+import * as ortWeb from "onnxruntime-web";
+import { AUGMENT_NONE, AUGMENT_PRESET, Augmenter, affineTheta, batchRng, buildAugmentGraph, drawAffine, drawBatch, gaussianTaps, type AugmentConfig } from "../src/augment/augment.ts";
+import { loadMnist } from "../src/data/node.ts";
+import { fillBatch } from "../src/data/dataset.ts";
+import { buildProgram, initialValues } from "../src/program/program.ts";
+import { builtinSpec } from "../src/nn/spec.ts";
+import { optimizerConfig } from "../src/optim/optimizer.ts";
+import { Trainer } from "../src/runtime/trainer.ts";
+import { fit, startPosition, type Position } from "../src/runtime/fit.ts";
+import { Rng } from "../src/random.ts";
+import { PYTHON } from "../bench/harness.ts";
+
+const root = mkdtempSync(join(tmpdir(), "augment-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const data = loadMnist(undefined, { trainLimit: 1024, testLimit: 200 });
+const N = 24;
+const images = new Float32Array(N * 784);
+fillBatch(data.train, Uint32Array.from({ length: N }, (_, i) => i), 0, N, images, new BigInt64Array(N));
+
+async function runGraph(c: AugmentConfig, feeds: { theta: Float32Array; noise?: Float32Array; stroke?: Float32Array }): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(buildAugmentGraph(c, 28, 28));
+  const f: Record<string, ort.Tensor> = { images: new ort.Tensor("float32", images, [N, 1, 28, 28]), theta: new ort.Tensor("float32", feeds.theta, [N, 2, 3]) };
+  if (feeds.noise) f.noise = new ort.Tensor("float32", feeds.noise, [N, 2, 28, 28]);
+  if (feeds.stroke) f.stroke = new ort.Tensor("float32", feeds.stroke, [N, 1, 1, 1]);
+  const out = (await s.run(f)).augmented.data as Float32Array;
+  await s.release();
+  return out;
+}
+
+/** Runs `code` in Debian's python with the arrays in `inputs` (float32 files) and returns the float32 array it writes to OUT. */
+function python(code: string, inputs: Record<string, Float32Array>, meta: unknown): Float32Array {
+  for (const [k, v] of Object.entries(inputs)) writeFileSync(join(root, `${k}.f32`), v);
+  writeFileSync(join(root, "meta.json"), JSON.stringify(meta));
+  const prelude = `import json, numpy as np, torch\nD = ${JSON.stringify(root)}\nload = lambda k, *s: torch.from_numpy(np.fromfile(D + "/" + k + ".f32", dtype=np.float32).reshape(*s))\nmeta = json.load(open(D + "/meta.json"))\n`;
+  const r = spawnSync(PYTHON, ["-c", prelude + code + `\nOUT.numpy().astype(np.float32).tofile(D + "/out.f32")\n`], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`python failed: ${r.stderr}`);
+  return new Float32Array(readFileSync(join(root, "out.f32")).buffer.slice(0));
+}
+
+const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+describe("the augmentation graph agrees with PyTorch", () => {
+  it("random affine: torchvision's functional affine (bilinear, zeros outside) on the same angle, translation, scale and shear, < 1e-4 per pixel", async () => {
+    const c: AugmentConfig = { ...AUGMENT_NONE, degrees: 30, translate: 0.15, scale: [0.7, 1.3], shear: 25 };
+    const rng = new Rng(5);
+    const params = Array.from({ length: N }, () => drawAffine(c, rng, 28, 28));
+    const theta = Float32Array.from(params.flatMap((p) => affineTheta(p, 28, 28)));
+    const ours = await runGraph(c, { theta });
+    const ref = python(
+      `import torchvision.transforms.functional as F
+from torchvision.transforms import InterpolationMode
+x = load("images", ${N}, 1, 28, 28)
+OUT = torch.cat([F.affine(x[i:i+1], angle=p["angle"], translate=[p["tx"], p["ty"]], scale=p["scale"], shear=[p["shear"], 0.0], interpolation=InterpolationMode.BILINEAR) for i, p in enumerate(meta)])`,
+      { images },
+      params,
+    );
+    expect(maxAbsDiff(ours, ref)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(ours, images)).toBeGreaterThan(0.5); // the digits did move
+  });
+
+  it("the whole preset (affine + elastic + stroke jitter): affine_grid + Gaussian conv of the noise + grid_sample + max_pool2d, < 1e-4 per pixel", async () => {
+    const c = AUGMENT_PRESET;
+    const d = drawBatch(c, batchRng(3, 1, 4), N, 28, 28);
+    const ours = await runGraph(c, d);
+    const taps = gaussianTaps(c.elasticSigma);
+    const ref = python(
+      `import torch.nn.functional as Fn
+x, theta, noise, w = load("images", ${N}, 1, 28, 28), load("theta", ${N}, 2, 3), load("noise", ${N}, 2, 28, 28), load("stroke", ${N}, 1, 1, 1)
+taps = torch.tensor(meta["taps"], dtype=torch.float32)
+r = (len(taps) - 1) // 2
+k = (taps[:, None] * taps[None, :])[None, None]   # separable Gaussian, zeros beyond the edge
+field = Fn.conv2d(noise.reshape(-1, 1, 28, 28), k, padding=r).reshape(${N}, 2, 28, 28) * (2 * meta["alpha"] / 28)
+grid = Fn.affine_grid(theta, [${N}, 1, 28, 28], align_corners=False) + field.permute(0, 2, 3, 1)
+s = Fn.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+dil = Fn.max_pool2d(s, 3, 1, 1)
+ero = -Fn.max_pool2d(-s, 3, 1, 1)
+OUT = s + torch.relu(w) * (dil - s) + torch.relu(-w) * (ero - s)`,
+      { images, theta: d.theta, noise: d.noise!, stroke: d.stroke! },
+      { taps: Array.from(taps), alpha: c.elasticAlpha },
+    );
+    expect(maxAbsDiff(ours, ref)).toBeLessThan(1e-4);
+    // the elastic field is the size Simard's parameters give (~1.4 px standard deviation), not a no-op
+    expect(maxAbsDiff(ours, await runGraph({ ...c, elasticAlpha: 0 }, d))).toBeGreaterThan(0.3);
+  });
+});
+
+describe("onnxruntime-web", () => {
+  it("runs the augmentation graph (GridSample, MatMul, MaxPool) as onnxruntime-node does, to 1e-5", async () => {
+    ortWeb.env.wasm.numThreads = 1; // Node has no cross-origin isolation: single-threaded WASM
+    const [web, node] = await Promise.all([
+      Augmenter.create(ortWeb as unknown as typeof ort, AUGMENT_PRESET, { sessionOptions: { executionProviders: ["wasm"] } }),
+      Augmenter.create(ort, AUGMENT_PRESET),
+    ]);
+    const [x, y] = [images.slice(), images.slice()];
+    await web.apply(x, N, batchRng(0, 0, 0));
+    await node.apply(y, N, batchRng(0, 0, 0));
+    expect(maxAbsDiff(x, y)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(x, images)).toBeGreaterThan(0.5);
+  });
+});
+
+describe("augmented training is reproducible", () => {
+  it("a batch's draws depend on (seed, epoch, batch) alone, and the same draws give the same pixels, bit for bit", async () => {
+    const a = drawBatch(AUGMENT_PRESET, batchRng(0, 2, 7), N, 28, 28);
+    const b = drawBatch(AUGMENT_PRESET, batchRng(0, 2, 7), N, 28, 28);
+    expect(Buffer.from(a.noise!.buffer).equals(Buffer.from(b.noise!.buffer))).toBe(true);
+    expect(a.theta).toEqual(b.theta);
+    for (const other of [batchRng(1, 2, 7), batchRng(0, 3, 7), batchRng(0, 2, 8)]) expect(drawBatch(AUGMENT_PRESET, other, N, 28, 28).theta).not.toEqual(a.theta);
+    const aug = await Augmenter.create(ort, AUGMENT_PRESET, { threads: 2 });
+    const [x, y] = [images.slice(), images.slice()];
+    await aug.apply(x, N, batchRng(0, 2, 7));
+    await aug.apply(y, N, batchRng(0, 2, 7));
+    expect(Buffer.from(x.buffer).equals(Buffer.from(y.buffer))).toBe(true);
+    expect(maxAbsDiff(x, images)).toBeGreaterThan(0.5);
+    await aug.release();
+  });
+
+  it("training interrupted mid-epoch and resumed from its saved state ends with the same parameters, bit for bit, as an uninterrupted run; without augmentation they differ", async () => {
+    const program = buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"));
+    const init = initialValues(program.plan, 11);
+    const aug = await Augmenter.create(ort, AUGMENT_PRESET, { threads: 2 });
+    const o = { epochs: 2, batchSize: 128, skipEval: true, augment: (x: Float32Array, n: number, at: { epoch: number; batch: number }) => aug.apply(x, n, batchRng(11, at.epoch, at.batch)) };
+    const fresh = () => Trainer.create(ort, program, Trainer.freshState(program, init.params, init.buffers), { threads: 2 });
+
+    const whole = await fresh();
+    expect((await fit(whole, data.train, data.test, { ...o, position: startPosition(11) })).status).toBe("completed");
+
+    const first = await fresh();
+    let steps = 0;
+    const cut = await fit(first, data.train, data.test, { ...o, position: startPosition(11), shouldStop: () => ++steps === 11 }); // epoch 2, batch 3
+    expect(cut.status).toBe("interrupted");
+    expect(cut.position).toMatchObject({ epoch: 1, stepInEpoch: 3 });
+    const ck = first.saveCheckpoint({ ...cut.position, config: {} });
+    const { trainer: second, checkpoint } = await Trainer.fromCheckpoint(ort, ck, { threads: 2 });
+    const position: Position = { epoch: checkpoint.header.epoch, stepInEpoch: checkpoint.header.stepInEpoch, epochRng: checkpoint.header.epochRng, epochStats: checkpoint.header.epochStats! };
+    expect((await fit(second, data.train, data.test, { ...o, position })).status).toBe("completed");
+    expect(second.step).toBe(whole.step);
+    expect(Buffer.from(second.getParameters().buffer).equals(Buffer.from(whole.getParameters().buffer))).toBe(true);
+
+    const plain = await fresh();
+    await fit(plain, data.train, data.test, { ...o, augment: undefined, position: startPosition(11) });
+    expect(Buffer.from(plain.getParameters().buffer).equals(Buffer.from(whole.getParameters().buffer))).toBe(false);
+    await aug.release();
+  });
+});
