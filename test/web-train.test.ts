@@ -156,7 +156,7 @@ describe("Train page in Chromium", () => {
     expect(await download(page, "download-checkpoint", join(dir, "checkpoint"))).toBe("checkpoint");
     expect(summarizeModel(readFileSync(join(tmp, "model.onnx"))).opsets).toEqual([{ domain: "", version: 17 }]);
     const ck = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, "checkpoint"))), "checkpoint");
-    expect(ck.header).toMatchObject({ step: 313, epoch: 1, stepInEpoch: 0, model: { name: "mycnn" }, optimizer: { type: "adam", lr: 0.001 } });
+    expect(ck.header).toMatchObject({ step: 313, epoch: 1, stepInEpoch: 0, model: { kind: "spec", spec: { name: "mycnn" } }, optimizer: { type: "adam", lr: 0.001 } });
     expect(ck.header.config).toMatchObject({ model: "mycnn", epochs: 1, batch_size: 32, data: null, train_limit: 10_000, test_limit: 1_000, seed: 0 });
 
     const evalOut = await cli(["eval", "--model", join(tmp, "model.onnx"), "--json"]);
