@@ -96,6 +96,19 @@ function convInputGrad(g: G, dy: Value, x: Value, w: Value, a: ConvAttrs): Value
 }
 
 /**
+ * im2col by a fixed one-hot "extraction" Conv: X viewed as [N*C,1,H,W] convolved with k*k one-hot kernels (one per
+ * tap, strided/padded/dilated like the forward conv) gives [N*C, k*k, Ho, Wo].
+ */
+function im2col(g: G, x: Value, channels: number, [h, wd]: [number, number], [kh, kw]: [number, number], attrs: ConvAttrs): Value {
+  const taps = kh * kw;
+  const eye = new Float32Array(taps * taps);
+  for (let t = 0; t < taps; t++) eye[t * taps + t] = 1;
+  const extract = g.constant(eye, [taps, 1, kh, kw]);
+  const planes = g.reshape(x, [`${x.shape[0]}*${channels}`, 1, h, wd]);
+  return g.conv(planes, extract, undefined, attrs);
+}
+
+/**
  * dW[o,c,i,j] = sum_{n,p,q} dY[n,o,p,q] X[n,c, p*s+i-pad, q*s+j-pad].
  * im2col by a fixed one-hot "extraction" Conv (k*k output channels, one per kernel tap) over X viewed as
  * [N*C,1,H,W], then one batched MatMul with dY and a sum over the batch. On onnxruntime's CPU kernels this is
@@ -106,12 +119,8 @@ function convWeightGrad(g: G, dy: Value, x: Value, w: Value, { strides, pads }: 
   const [h, wd] = spatial(x, "Conv");
   const [ho, wo] = spatial(dy, "Conv gradient");
   const taps = kh * kw;
-  const eye = new Float32Array(taps * taps);
-  for (let t = 0; t < taps; t++) eye[t * taps + t] = 1;
-  const extract = g.constant(eye, [taps, 1, kh, kw]);
   const n: Dim = x.shape[0];
-  const planes = g.reshape(x, [`${n}*${cIn}`, 1, h, wd]);
-  const cols = g.conv(planes, extract, undefined, { strides, pads }); // [N*C, k*k, Ho, Wo]
+  const cols = im2col(g, x, cIn, [h, wd], [kh, kw], { strides, pads }); // [N*C, k*k, Ho, Wo]
   const colsT = g.transpose(g.reshape(cols, [n, cIn * taps, ho * wo]), [0, 2, 1]); // [N, Ho*Wo, C*k*k]
   const dyMat = g.reshape(dy, [n, cOut, ho * wo]);
   const perSample = g.matMul(dyMat, colsT); // [N, C_out, C*k*k]
@@ -128,12 +137,8 @@ function groupedWeightGrad(g: G, dy: Value, x: Value, w: Value, a: ConvAttrs): V
   const [h, wd] = spatial(x, "Conv");
   const [ho, wo] = spatial(dy, "Conv gradient");
   const taps = kh * kw;
-  const eye = new Float32Array(taps * taps);
-  for (let t = 0; t < taps; t++) eye[t * taps + t] = 1;
-  const extract = g.constant(eye, [taps, 1, kh, kw]);
   const n: Dim = x.shape[0];
-  const planes = g.reshape(x, [`${n}*${cInPerGroup * group}`, 1, h, wd]);
-  const cols = g.conv(planes, extract, undefined, { strides: a.strides, pads: a.pads, dilations: a.dilations }); // [N*C_in, k*k, Ho, Wo]
+  const cols = im2col(g, x, cInPerGroup * group, [h, wd], [kh, kw], { strides: a.strides, pads: a.pads, dilations: a.dilations }); // [N*C_in, k*k, Ho, Wo]
   const colsT = g.transpose(g.reshape(cols, [n, group, cInPerGroup * taps, ho * wo]), [0, 1, 3, 2]); // [N, G, Ho*Wo, C_in/G*k*k]
   const dyMat = g.reshape(dy, [n, group, cOut / group, ho * wo]);
   const perSample = g.matMul(dyMat, colsT); // [N, G, C_out/G, C_in/G*k*k]
