@@ -7,7 +7,7 @@ import { G } from "../ops/builder.ts";
 import { isStatic, shapeToString, type Dim } from "../graph/value.ts";
 import { Rng } from "../random.ts";
 import { ModelError, type ModelIR, type TensorSpec } from "./ir.ts";
-import { replay } from "./replay.ts";
+import { replay, type ReplayResult } from "./replay.ts";
 
 export interface LayerSummary {
   name: string;
@@ -29,22 +29,30 @@ export interface ModelPlan {
   layers: LayerSummary[];
 }
 
-/** Checks the IR's shapes end to end and lays out its state. */
-export function planModel(ir: ModelIR): ModelPlan {
-  const [batch, ...inputShape] = ir.input.shape;
-  if (typeof batch === "number" || !isStatic(inputShape))
-    throw new ModelError(`the model input ${ir.input.name} ${shapeToString(ir.input.shape)} must have a dynamic batch and static image dims`);
-  const g = new G("plan");
+/**
+ * The IR replayed once on a scratch graph, parameters and buffers as inputs of their shapes: every value's
+ * shape, and the first shape error if there is one.
+ */
+export function shapesOf(ir: ModelIR): ReplayResult {
+  const g = new G("shapes");
   const x = g.input(ir.input.name, ir.input.shape, "float32");
   const asInput = (list: TensorSpec[]) => (name: string) => {
     const t = list.find((p) => p.name === name)!;
     return g.input(t.name, t.shape, "float32");
   };
-  const { scores, values } = replay(g, ir, "inference", x, {
+  return replay(g, ir, "inference", x, {
     param: asInput(ir.params),
     buffer: asInput(ir.buffers),
     constant: (c) => g.initializer(c.name, c.shape, c.dtype, c.data),
   });
+}
+
+/** Checks the IR's shapes end to end and lays out its state. */
+export function planModel(ir: ModelIR): ModelPlan {
+  const [batch, ...inputShape] = ir.input.shape;
+  if (typeof batch === "number" || !isStatic(inputShape))
+    throw new ModelError(`the model input ${ir.input.name} ${shapeToString(ir.input.shape)} must have a dynamic batch and static image dims`);
+  const { scores, values } = shapesOf(ir);
   if (scores.shape.length !== 2 || scores.shape[1] !== ir.classes)
     throw new ModelError(`the class scores ${ir.scores} are ${shapeToString(scores.shape)}, expected [N, ${ir.classes}]`);
   const sizes = new Map([...ir.params, ...ir.buffers].map((t) => [t.name, t.size]));

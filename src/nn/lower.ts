@@ -3,10 +3,9 @@
  * (`conv.0.weight`) and default initialisation. Each layer's input shape is known when it is lowered (the IR so
  * far is replayed on a scratch graph), so channel and feature counts are inferred and checked layer by layer.
  */
-import { G } from "../ops/builder.ts";
 import { shapeToString, type Value } from "../graph/value.ts";
 import { ModelError, type IrNode, type ModelIR, type TensorSpec } from "../ir/ir.ts";
-import { replay } from "../ir/replay.ts";
+import { shapesOf } from "../ir/plan.ts";
 import { SpecError, type LayerSpec, type ModelSpec } from "./spec.ts";
 
 type Tensor = Omit<TensorSpec, "offset" | "size">;
@@ -94,16 +93,9 @@ function place(list: Tensor[]): TensorSpec[] {
   });
 }
 
-/** The output of the IR so far, replayed on a scratch graph (parameters as inputs of their shapes). */
+/** The output of the IR so far (the input itself before the first layer). */
 function lastValue(ir: ModelIR): Value {
-  const g = new G("lower");
-  const x = g.input(ir.input.name, ir.input.shape, "float32");
-  const asInput = (list: TensorSpec[]) => (name: string) => {
-    const t = list.find((p) => p.name === name)!;
-    return g.input(t.name, t.shape, "float32");
-  };
-  const src = { param: asInput(ir.params), buffer: asInput(ir.buffers), constant: () => { throw new Error("internal error: specs have no constants"); } };
-  return ir.nodes.length ? replay(g, ir, "inference", x, src).output : x;
+  return ir.nodes.length ? shapesOf(ir).output : { name: ir.input.name, shape: ir.input.shape, dtype: "float32" };
 }
 
 /** Lowers a (validated) spec into the model IR; shape errors name the layer. */
