@@ -4,6 +4,8 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { availableParallelism, loadavg } from "node:os";
+import { idleCores } from "../src/node/threads.ts";
 
 export const PYTHON = "/usr/bin/python3"; // Debian's, with python3-torch; a pyenv python3 on PATH may lack torch
 export const TORCH_REF = fileURLToPath(new URL("./torch_ref.py", import.meta.url));
@@ -14,11 +16,31 @@ export interface Candidate {
   run: () => Promise<number>;
 }
 
+/** What the machine was doing around one round: load averages and the cores other processes kept busy. */
+export interface RoundLoad {
+  /** 1-minute load average just before and just after the round (it includes the benchmark's own processes). */
+  loadBefore: number;
+  loadAfter: number;
+  /** Cores busy with other processes, sampled over 300 ms while none of the candidates ran, before and after. */
+  busyBefore: number;
+  busyAfter: number;
+  /** Nothing else ran: fewer than CALM_BUSY cores busy before and after the round. */
+  calm: boolean;
+}
+
+/** A round is calm when other processes kept less than this many cores busy before and after it. */
+export const CALM_BUSY = 0.25;
+
 export interface InterleaveResult {
   samples: Record<string, number[]>;
   medians: Record<string, number>;
   /** Median over rounds of first / other, keyed "A/B", for each candidate after the first. */
   ratios: Record<string, number>;
+  /** Per round: the machine's load around it. */
+  load: RoundLoad[];
+  /** The same ratios over the calm rounds only, and over the contended ones (absent when there were none). */
+  calm: { rounds: number; medians: Record<string, number>; ratios: Record<string, number> };
+  contended: { rounds: number; medians: Record<string, number>; ratios: Record<string, number> };
 }
 
 export function median(xs: number[]): number {
@@ -28,14 +50,52 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** Cores kept busy by other processes over `ms` (the caller runs nothing meanwhile). */
+export async function busyCores(ms = 300): Promise<number> {
+  return Math.max(0, availableParallelism() - (await idleCores(ms)));
+}
+
+function summarise(names: string[], samples: Record<string, number[]>, rounds: number[]) {
+  const medians: Record<string, number> = {};
+  const ratios: Record<string, number> = {};
+  if (!rounds.length) return { rounds: 0, medians, ratios };
+  for (const n of names) medians[n] = median(rounds.map((r) => samples[n][r]));
+  const [a, ...others] = names;
+  for (const b of others) ratios[`${a}/${b}`] = median(rounds.map((r) => samples[a][r] / samples[b][r]));
+  return { rounds: rounds.length, medians, ratios };
+}
+
+/**
+ * Runs every candidate once per round, in order, for `rounds` rounds, and records the machine's load around each
+ * round, so that a figure from a calm machine can be told from one taken while something else was running. The
+ * load average alone cannot tell: it lags by a minute and counts the benchmark's own processes, so calm is
+ * decided from the cores busy while no candidate runs (src/node/threads.ts idleCores).
+ */
 export async function interleave(rounds: number, candidates: Candidate[]): Promise<InterleaveResult> {
   if (!candidates.length) throw new Error("interleave: no candidates");
-  const samples: Record<string, number[]> = Object.fromEntries(candidates.map((c) => [c.name, []]));
-  for (let r = 0; r < rounds; r++) for (const c of candidates) samples[c.name].push(await c.run());
-  const medians = Object.fromEntries(candidates.map((c) => [c.name, median(samples[c.name])]));
-  const [a, ...others] = candidates;
-  const ratios = Object.fromEntries(others.map((b) => [`${a.name}/${b.name}`, median(samples[a.name].map((x, r) => x / samples[b.name][r]))]));
-  return { samples, medians, ratios };
+  const names = candidates.map((c) => c.name);
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const load: RoundLoad[] = [];
+  let busy = await busyCores();
+  for (let r = 0; r < rounds; r++) {
+    const loadBefore = loadavg()[0];
+    const busyBefore = busy;
+    for (const c of candidates) samples[c.name].push(await c.run());
+    const loadAfter = loadavg()[0];
+    busy = await busyCores(); // also the next round's "before"
+    load.push({ loadBefore, loadAfter, busyBefore, busyAfter: busy, calm: busyBefore < CALM_BUSY && busy < CALM_BUSY });
+  }
+  const all = summarise(names, samples, [...Array(rounds).keys()]);
+  const calm = summarise(names, samples, load.flatMap((l, r) => (l.calm ? [r] : [])));
+  const contended = summarise(names, samples, load.flatMap((l, r) => (l.calm ? [] : [r])));
+  return { samples, medians: all.medians, ratios: all.ratios, load, calm, contended };
+}
+
+/** One line per round for stderr: "round 3: calm (busy 0.02 / 0.05 cores, load 0.4 -> 1.9)". */
+export function describeLoad(load: RoundLoad[]): string {
+  return load
+    .map((l, r) => `round ${r + 1}: ${l.calm ? "calm" : "contended"} (other processes kept ${l.busyBefore.toFixed(2)} / ${l.busyAfter.toFixed(2)} cores busy before / after; load average ${l.loadBefore.toFixed(2)} -> ${l.loadAfter.toFixed(2)})`)
+    .join("\n");
 }
 
 /** True if /usr/bin/python3 can import torch. */

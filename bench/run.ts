@@ -1,13 +1,15 @@
 /**
  * `npm run bench`: our training step, epoch and 10k-image evaluation against PyTorch CPU (Debian python3-torch)
  * on the same model, data, batch size and thread count. Each measurement runs in its own process, ours and
- * PyTorch's alternating (A B A B ...) for --rounds rounds; we report medians and the median per-round ratio.
+ * PyTorch's alternating (A B A B ...) for --rounds rounds; we report medians and the median per-round ratio, over
+ * all rounds and separately over the calm rounds (no other process busy before and after the round) and the
+ * contended ones (bench/harness.ts interleave).
  *   npm run bench -- [--rounds 5] [--threads 2] [--model mycnn] [--what step,epoch,eval]
  */
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { hasTorch, interleave, markdownTable, median, runPython } from "./harness.ts";
+import { CALM_BUSY, describeLoad, hasTorch, interleave, markdownTable, median, runPython } from "./harness.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -71,14 +73,17 @@ for (const what of a.what!.split(",")) {
   ];
   process.stderr.write(`${what}: ${rounds} interleaved rounds...\n`);
   const r = await interleave(rounds, candidates);
+  process.stderr.write(describeLoad(r.load) + "\n");
+  const ratio = (x: { rounds: number; ratios: Record<string, number> }) => (x.rounds ? `${Number(x.ratios["ours/pytorch"]?.toPrecision(3))} (${x.rounds})` : "no rounds");
   rows.push({
     measurement: `${what} (${unit})`,
     ours: r.medians.ours,
     pytorch: r.medians.pytorch,
-    "ours / pytorch (median of per-round ratios)": r.ratios["ours/pytorch"],
-    rounds,
+    "ours / pytorch, all rounds": r.ratios["ours/pytorch"],
+    "calm rounds: ratio (rounds)": torch ? ratio(r.calm) : undefined,
+    "contended rounds: ratio (rounds)": torch ? ratio(r.contended) : undefined,
   });
 }
 if (rss.ours.length) rows.push({ measurement: "peak RSS while training one epoch (MB)", ours: median(rss.ours), pytorch: rss.pytorch.length ? median(rss.pytorch) : undefined });
-console.log(`\n${a.model}, batch 128, ${a.threads} threads, onnxruntime-node 1.30 vs PyTorch CPU (Debian python3-torch)\n`);
+console.log(`\n${a.model}, batch 128, ${a.threads} threads, onnxruntime-node 1.30 vs PyTorch CPU (Debian python3-torch); calm: fewer than ${CALM_BUSY} cores busy with other processes before and after the round\n`);
 console.log(markdownTable(rows));

@@ -68,6 +68,15 @@ export function checkThreads(threads: number | undefined): void {
   if (threads > 4 * cores) throw new UsageError(`--threads ${threads} is more than 4 per core (this machine has ${cores} cores); use at most ${4 * cores}`);
 }
 
+/** `--threads` of train and start: a whole number, or "auto" (src/node/threads.ts); undefined stays undefined. */
+export function parseThreadsFlag(v: string | number | undefined): number | "auto" | undefined {
+  if (v === undefined || v === "auto") return v;
+  const n = typeof v === "number" ? v : v.trim() === "" ? NaN : Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--threads must be a number or auto, got ${v}`);
+  checkThreads(n);
+  return n;
+}
+
 /** The candidate closest to `name` in edit distance, if it is close enough to be a typo (at most 1 edit in 4). */
 export function nearest(name: string, candidates: string[]): string | undefined {
   let best: string | undefined;

@@ -5,14 +5,16 @@ import type { OptimizerName } from "../src/optim/optimizer.ts";
 import { lrSchedules, type LrSchedule } from "../src/optim/schedule.ts";
 import { listen, type Listening } from "../src/server/listen.ts";
 import type { PixelConvention } from "../src/image/convention.ts";
-import { checkModelOptions, checkNumber, checkPort, checkThreads, modelOptions } from "./options.ts";
+import { checkModelOptions, checkNumber, checkPort, modelOptions, parseThreadsFlag } from "./options.ts";
 import { CLI } from "./invocation.ts";
 import { AUGMENT_NONE, AUGMENT_PRESET, checkAugmentConfig, isIdentity, type AugmentConfig } from "../src/augment/augment.ts";
 import { UserError } from "../src/node/files.ts";
 
 /** The parsed flags: the training options plus the dashboard's. */
-interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule" | "augment">, AugmentFlags {
+interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule" | "augment" | "threads">, AugmentFlags {
   optimizer: string;
+  /** A string from the command line; a number or "auto" once checkTrainArgs has run. */
+  threads?: string | number;
   lrSchedule?: string;
   dashboard?: boolean;
   port?: number;
@@ -30,7 +32,7 @@ export const trainOptions = {
   resume: { type: "string", describe: "continue the run in this directory from its checkpoint", requiresArg: true },
   graph: { type: "string", describe: "train the graphs that build-graph wrote to this directory", requiresArg: true },
   "init-weights": { type: "string", describe: "start from these weights: a .safetensors file of the model's PyTorch state_dict", requiresArg: true },
-  threads: { type: "number", describe: "onnxruntime intra-op threads [default: one per core]", requiresArg: true },
+  threads: { type: "string", describe: "onnxruntime intra-op threads: N, or auto: one per core that is idle when training starts (measured; pass N for runs that must match bit for bit across machines and loads) [default: auto]", requiresArg: true },
   "train-limit": { type: "number", describe: "use only the first N training images", requiresArg: true },
   "test-limit": { type: "number", describe: "use only the first N test images", requiresArg: true },
   augment: { type: "boolean", describe: "augment every training batch with the preset: --rotate 10 --translate 0 --scale 0.9,1.1 --shear 10 --elastic 34,4 --stroke 0.5 (the flags below override it)" },
@@ -50,7 +52,7 @@ export function checkTrainArgs(a: Args): PixelConvention | undefined {
   const pixels = checkModelOptions(a);
   checkNumber("epochs", a.epochs, { integer: true, min: 1 });
   checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
-  checkThreads(a.threads);
+  a.threads = parseThreadsFlag(a.threads);
   checkNumber("train-limit", a.trainLimit, { integer: true, min: 1 });
   checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
   checkPort(a.port);
@@ -133,14 +135,15 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
       const mod = await import("../src/dashboard/server.ts");
       dashboard = await mod.startDashboard({ listening: port, runDirs: a.resume ? [a.resume] : [], live: true });
     }
-    const outcome = await trainRun({ ...a, pixels, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined, augment: augmentConfigOf(a) }, {
+    const outcome = await trainRun({ ...a, pixels, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined, augment: augmentConfigOf(a), threads: parseThreadsFlag(a.threads) }, {
       onStart: async (info) => {
         runDir = info.dir;
         for (const rec of early.splice(0)) dashboard?.publish(runDir, rec);
         console.log(
           `${info.resumed ? "resuming" : "training"} ${info.plan.name} (${info.plan.paramCount.toLocaleString("en-US")} parameters) in ${info.dir}` +
             (info.resumed ? ` from epoch ${info.startEpoch + 1}, step ${info.startBatch}` : "") +
-            (info.augment ? `, augmented (${info.augment})` : ""),
+            (info.augment ? `, augmented (${info.augment})` : "") +
+            `, ${info.threads}`,
         );
         if (dashboard) console.log(`dashboard: ${dashboard.url}`);
       },

@@ -3,6 +3,7 @@
  * onnxruntime-node, and keeps the run directory current: checkpoint and model.onnx after every epoch and on
  * interruption, metrics.jsonl throughout. Ctrl-C finishes the current step, saves, and reports how to resume.
  */
+import { chooseThreads } from "./threads.ts";
 import { applyInitWeights } from "../interop/node.ts";
 import * as ort from "onnxruntime-node";
 import type { PixelConvention } from "../ir/ir.ts";
@@ -48,7 +49,8 @@ export interface TrainOptions {
   overwrite?: boolean;
   resume?: string;
   graph?: string;
-  threads?: number;
+  /** Intra-op threads; "auto" or undefined: chosen from the idle cores (src/node/threads.ts) and recorded. */
+  threads?: number | "auto";
   trainLimit?: number;
   testLimit?: number;
   /** A .safetensors file of PyTorch state_dict weights to start from instead of the seeded initialisation. */
@@ -59,7 +61,7 @@ export interface TrainOptions {
 
 export interface TrainHooks {
   /** Called once the run directory and data are ready. */
-  onStart?: (info: { dir: string; epochs: number; batches: number; startEpoch: number; startBatch: number; resumed: boolean; plan: TrainingProgram["plan"]; augment?: string }) => void | Promise<void>;
+  onStart?: (info: { dir: string; epochs: number; batches: number; startEpoch: number; startBatch: number; resumed: boolean; plan: TrainingProgram["plan"]; augment?: string; threads: string }) => void | Promise<void>;
   onStep?: (s: StepInfo, imagesPerSecond: number) => void;
   onEpoch?: (e: EpochInfo, epochs: number) => void;
   /** Every record also appended to metrics.jsonl (for the live dashboard). */
@@ -113,7 +115,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
     const ck = readCheckpointFile(ckPath);
     config = parseRunConfig(ck.header.config, ckPath);
     if (o.epochs !== undefined) config.epochs = o.epochs;
-    if (o.threads !== undefined) config.threads = o.threads;
+    if (o.threads !== undefined) config.threads = o.threads === "auto" ? null : o.threads;
     const model = modelOfCheckpoint(ck);
     const plan = planModel(model);
     checkLimits(plan, config.batch_size);
@@ -137,7 +139,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
       seed: o.seed,
       data: o.data ? resolve(o.data) : null,
       graph: o.graph ? resolve(o.graph) : null,
-      threads: o.threads ?? null,
+      threads: o.threads === "auto" ? null : (o.threads ?? null),
       train_limit: o.trainLimit ?? null,
       test_limit: o.testLimit ?? null,
       init_weights: o.initWeights ? resolve(o.initWeights) : null,
@@ -171,7 +173,15 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
   const channels = dims.length === 3 ? (dims[0] === 1 || dims[2] === 1 ? 1 : dims[0]) : 1;
   if (channels !== 1 || dims.reduce((a, b) => a * b, 1) !== data.train.rows * data.train.cols)
     throw new UserError(`the model takes input [${dims.join(", ")}], the data has [1, ${data.train.rows}, ${data.train.cols}] images: set "input": [1, ${data.train.rows}, ${data.train.cols}] in the spec`);
-  const threads = config.threads ?? undefined;
+  // Auto (null) is resolved here and recorded in config.json and the checkpoints, so that --resume runs with the
+  // same count: thread counts can change float rounding (onnxruntime splits long MatMul sums between threads).
+  let threadsNote: string;
+  if (config.threads === null) {
+    const c = await chooseThreads();
+    config.threads = c.threads;
+    threadsNote = `${c.threads} thread${c.threads > 1 ? "s" : ""} (auto: ${c.idle.toFixed(1)} of ${c.cores} cores idle)`;
+  } else threadsNote = `${config.threads} thread${config.threads > 1 ? "s" : ""}`;
+  const threads = config.threads;
   const trainer = await Trainer.create(ort, program, state, { threads, noiseSeed: config.seed });
   const augmentConfig = config.augment ?? undefined;
   // No spinning in the augmentation session's threads: they would compete with the training session's
@@ -209,7 +219,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
   }
   if (basename(dirname(resolve(dir))) === "runs") run.markLatest(); // runs/latest -> the newest run
   run.flush(); // the run/resume record is on disk before anyone (the dashboard) reads the file
-  await hooks.onStart?.({ dir, epochs, batches, startEpoch: position.epoch, startBatch: position.stepInEpoch, resumed: !!o.resume, plan: program.plan, augment: augmentConfig && describeAugment(augmentConfig) });
+  await hooks.onStart?.({ dir, epochs, batches, startEpoch: position.epoch, startBatch: position.stepInEpoch, resumed: !!o.resume, plan: program.plan, augment: augmentConfig && describeAugment(augmentConfig), threads: threadsNote });
 
   // Throughput: an exponential moving average of each step's images per second (evaluation excluded).
   let lastStepEnd = performance.now();
