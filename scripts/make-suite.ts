@@ -9,7 +9,9 @@
  *  - fonts: each digit of every handwriting-like font Debian ships that we found (apt-get install fonts-bwht
  *    fonts-breip fonts-comic-neue fonts-dancingscript fonts-dkg-handwriting fonts-femkeklaver fonts-humor-sans
  *    fonts-klee fonts-rufscript fonts-sjfonts), rendered by Chromium on a 280x280 canvas at three slants
- *    (-12, 0, +12 degrees) and three stroke widths (eroded by a black outline, as is, thickened by a white one);
+ *    (-12, 0, +12 degrees) and three stroke widths (eroded by a black outline, as is, thickened by a white one;
+ *    the erosion is halved, or quartered, where the full one would break the glyph apart or leave less than a
+ *    fifth of its ink, and the rendition is left out if even a quarter does);
  *  - pen: digits drawn by pointer events on the web demo's own drawing canvas (the real page and its DrawPad,
  *    served by serveDemo), from two skeletons per digit, each drawn with a random size, slant, aspect, rotation and
  *    wobble from a fixed seed.
@@ -159,12 +161,61 @@ async function fontDigits(page: Page): Promise<{ images: Uint8Array[]; labels: n
           }
           return c.toDataURL("image/png");
         };
+        // The glyph's ink at canvas resolution: how many pixels, and in how many pieces (8-connected, 10+ pixels).
+        const shape = () => {
+          const px = ctx.getImageData(0, 0, 280, 280).data;
+          const on = new Uint8Array(280 * 280);
+          let ink = 0;
+          for (let i = 0; i < on.length; i++) if (px[4 * i] > 127) (on[i] = 1), ink++;
+          let pieces = 0;
+          const stack: number[] = [];
+          for (let i = 0; i < on.length; i++) {
+            if (on[i] !== 1) continue;
+            let size = 0;
+            on[i] = 2;
+            stack.push(i);
+            while (stack.length) {
+              const p = stack.pop()!;
+              size++;
+              const y = Math.floor(p / 280);
+              const x = p % 280;
+              for (let dy = -1; dy <= 1; dy++)
+                for (let dx = -1; dx <= 1; dx++) {
+                  const yy = y + dy;
+                  const xx = x + dx;
+                  if (yy < 0 || yy >= 280 || xx < 0 || xx >= 280) continue;
+                  const q = yy * 280 + xx;
+                  if (on[q] === 1) (on[q] = 2), stack.push(q);
+                }
+            }
+            if (size >= 10) pieces++;
+          }
+          return { ink, pieces };
+        };
+        // A thinner pen, not a broken glyph: the black outline erodes by `width`, or by half or a quarter of it
+        // when more would break the glyph into more pieces than it has or leave under a fifth of its ink (a thin
+        // font eroded by 5 px left specks that the preprocessing blew up into blobs).
+        const thinner = (family: string, digit: string, slant: number, width: number) => {
+          draw(family, digit, slant, 0);
+          const asIs = shape();
+          for (const w of [width, width / 2, width / 4]) {
+            const png = draw(family, digit, slant, w);
+            const t = shape();
+            if (t.pieces <= asIs.pieces && t.ink >= 0.2 * asIs.ink) return png;
+          }
+          return null;
+        };
         // A font without digits of its own falls back: its digits then equal the fallback's, pixel for pixel.
         const fallback = draw("monospace", "012", 0, 0);
         const own = draw(`"${font}", monospace`, "012", 0, 0);
         if (fallback === own) return null;
         const out: { digit: number; png: string }[] = [];
-        for (let d = 0; d < 10; d++) for (const s of slants) for (const w of widths) out.push({ digit: d, png: draw(`"${font}", monospace`, String(d), s, w) });
+        for (let d = 0; d < 10; d++)
+          for (const s of slants)
+            for (const w of widths) {
+              const png = w < 0 ? thinner(`"${font}", monospace`, String(d), s, w) : draw(`"${font}", monospace`, String(d), s, w);
+              if (png) out.push({ digit: d, png });
+            }
         return out;
       },
       { font, slants: SLANTS, widths: WIDTHS },

@@ -54,6 +54,26 @@ describe("onnx-mnist train", CLI_RUNS, () => {
     expect(ck.header).toMatchObject({ epoch: 5, stepInEpoch: 0, step: 5 * 63 });
   });
 
+  it("eval --suite scores the run's model on every digit of the handwriting-from-elsewhere suite, by class and by part", () => {
+    const meta = JSON.parse(readFileSync("src/data/suite/suite.json", "utf8")) as { groups: { name: string; start: number; count: number }[] };
+    const total = meta.groups.reduce((n, g) => n + g.count, 0);
+    expect(meta.groups.map((g) => g.name)).toEqual(["fonts", "pen"]);
+    const r = cli("eval", "--model", join(root, "small", "model.onnx"), "--suite", "--json");
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.count).toBe(total);
+    const confusion = j.confusion as number[][];
+    expect(confusion.flat().reduce((a, b) => a + b, 0)).toBe(total);
+    const correct = confusion.reduce((n, row, i) => n + row[i], 0);
+    expect(j.accuracy).toBeCloseTo(correct / total, 10);
+    expect(j.per_class_accuracy).toHaveLength(10);
+    expect(j.groups.map((g: { name: string; count: number }) => [g.name, g.count])).toEqual(meta.groups.map((g) => [g.name, g.count]));
+    expect(j.accuracy).toBeGreaterThan(0.5); // 2,000 MNIST images already read most of these digits
+    expect(j.accuracy).toBeLessThan(1);
+    const text = cli("eval", "--model", join(root, "small", "model.onnx"), "--suite");
+    expect(text.out).toMatch(new RegExp(`suite accuracy [\\d.]+% on ${total.toLocaleString("en-US")} images .*; fonts [\\d.]+% \\(`));
+  });
+
   it("model.onnx of a run predicts exactly what the trainer's eval step does", async () => {
     const dir = join(root, "small");
     const bytes = new Uint8Array(readFileSync(join(dir, "checkpoint")));
