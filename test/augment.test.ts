@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as ort from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
-import { AUGMENT_NONE, AUGMENT_PRESET, Augmenter, affineTheta, batchRng, buildAugmentGraph, drawAffine, drawBatch, gaussianTaps, type AugmentConfig } from "../src/augment/augment.ts";
+import { AUGMENT_NONE, AUGMENT_PRESET, Augmenter, affineTheta, batchRng, buildAugmentGraph, drawAffine, drawBatch, gaussianTaps, STRETCH_FLOOR, type AugmentConfig } from "../src/augment/augment.ts";
 import { loadMnist } from "../src/data/node.ts";
 import { fillBatch } from "../src/data/dataset.ts";
 import { buildProgram, initialValues } from "../src/program/program.ts";
@@ -87,13 +87,41 @@ grid = Fn.affine_grid(theta, [${N}, 1, 28, 28], align_corners=False) + field.per
 s = Fn.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 dil = Fn.max_pool2d(s, 3, 1, 1)
 ero = -Fn.max_pool2d(-s, 3, 1, 1)
-OUT = s + torch.relu(w) * (dil - s) + torch.relu(-w) * (ero - s)`,
+y = s + torch.relu(w) * (dil - s) + torch.relu(-w) * (ero - s)
+OUT = y / y.amax(dim=(1, 2, 3), keepdim=True).clamp(min=meta["floor"])`,
       { images, theta: d.theta, noise: d.noise!, stroke: d.stroke! },
-      { taps: Array.from(taps), alpha: c.elasticAlpha },
+      { taps: Array.from(taps), alpha: c.elasticAlpha, floor: STRETCH_FLOOR },
     );
     expect(maxAbsDiff(ours, ref)).toBeLessThan(1e-4);
     // the elastic field is the size Simard's parameters give (~1.4 px standard deviation), not a no-op
     expect(maxAbsDiff(ours, await runGraph({ ...c, elasticAlpha: 0 }, d))).toBeGreaterThan(0.3);
+  });
+});
+
+describe("stroke jitter past one step", () => {
+  it("--stroke 2: thinner by at most one erosion, thicker by up to two dilations, then stretched; PyTorch max_pool2d, < 1e-4", async () => {
+    const c: AugmentConfig = { ...AUGMENT_NONE, stroke: 2 };
+    const d = drawBatch(c, batchRng(9, 0, 2), N, 28, 28);
+    expect(Math.min(...d.stroke!)).toBeLessThan(-1); // the draws cover both ends past one step
+    expect(Math.max(...d.stroke!)).toBeGreaterThan(1);
+    const ours = await runGraph(c, d);
+    const ref = python(
+      `import torch.nn.functional as Fn
+x, w = load("images", ${N}, 1, 28, 28), load("stroke", ${N}, 1, 1, 1)
+d1 = Fn.max_pool2d(x, 3, 1, 1)
+d2 = Fn.max_pool2d(d1, 3, 1, 1)
+e1 = -Fn.max_pool2d(-x, 3, 1, 1)
+y = x + w.clamp(0, 1) * (d1 - x) + (-w).clamp(0, 1) * (e1 - x) + torch.relu(w - 1) * (d2 - d1)
+OUT = y / y.amax(dim=(1, 2, 3), keepdim=True).clamp(min=meta["floor"])`,
+      { images, stroke: d.stroke! },
+      { floor: STRETCH_FLOOR },
+    );
+    expect(maxAbsDiff(ours, ref)).toBeLessThan(1e-4);
+    // an image drawn past +1 has more ink than its one-step dilation
+    const i = d.stroke!.findIndex((v) => v > 1.5);
+    const one = await runGraph({ ...c, stroke: 1 }, { ...d, stroke: d.stroke!.map((v) => Math.min(1, Math.max(-1, v))) });
+    const ink = (a: Float32Array) => a.subarray(i * 784, (i + 1) * 784).reduce((s, v) => s + v, 0);
+    expect(ink(ours)).toBeGreaterThan(ink(one) + 5);
   });
 });
 

@@ -45,6 +45,9 @@ export interface AugmentConfig {
  */
 export const AUGMENT_PRESET: AugmentConfig = { degrees: 10, translate: 0, scale: [0.9, 1.1], shear: 10, elasticAlpha: 34, elasticSigma: 4, stroke: 0.5 };
 
+/** The smallest peak ink that stroke jitter's stretch divides by (see buildAugmentGraph). */
+export const STRETCH_FLOOR = 0.25;
+
 /** Nothing: the identity (used for the components a flag did not turn on). */
 export const AUGMENT_NONE: AugmentConfig = { degrees: 0, translate: 0, scale: [1, 1], shear: 0, elasticAlpha: 0, elasticSigma: 4, stroke: 0 };
 
@@ -76,7 +79,7 @@ export function checkAugmentConfig(c: AugmentConfig): void {
   if (!finite(c.shear) || c.shear < 0 || c.shear >= 90) bad("shear", `must be a number of degrees in [0, 90), got ${c.shear}`);
   if (!finite(c.elasticAlpha) || c.elasticAlpha < 0) bad("elastic", `alpha must be a number of pixels >= 0, got ${c.elasticAlpha}`);
   if (!finite(c.elasticSigma) || c.elasticSigma <= 0 || c.elasticSigma > 20) bad("elastic", `sigma must be a number of pixels in (0, 20], got ${c.elasticSigma}`);
-  if (!finite(c.stroke) || c.stroke < 0 || c.stroke > 1) bad("stroke", `must be in [0, 1] (the largest blend towards dilation or erosion), got ${c.stroke}`);
+  if (!finite(c.stroke) || c.stroke < 0 || c.stroke > 2) bad("stroke", `must be in [0, 2] (how far towards erosion or dilation: 1 is one 3x3 step, 2 thickens by two), got ${c.stroke}`);
 }
 
 /** The n x n matrix that smooths a length-n signal by the Gaussian (zeros beyond the ends): K[i, j] = taps[j - i + r]. */
@@ -132,7 +135,18 @@ export function buildAugmentGraph(c: AugmentConfig, rows: number, cols: number):
     const pool: PoolAttrs = { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] };
     const dilate = g.maxPool(y, pool);
     const erode = g.neg(g.maxPool(g.neg(y), pool));
-    y = g.add(g.add(y, g.mul(g.relu(w), g.sub(dilate, y))), g.mul(g.relu(g.neg(w)), g.sub(erode, y)));
+    // thinner: min(-w, 1) of the way to one erosion (a second one leaves nothing of most MNIST strokes)
+    const thin = c.stroke > 1 ? g.clip(g.neg(w), 0, 1) : g.relu(g.neg(w));
+    const thick = c.stroke > 1 ? g.clip(w, 0, 1) : g.relu(w);
+    let out = g.add(g.add(y, g.mul(thick, g.sub(dilate, y))), g.mul(thin, g.sub(erode, y)));
+    // thicker than one dilation: w - 1 of the way from one dilation to two (a 5x5 one)
+    if (c.stroke > 1) out = g.add(out, g.mul(g.relu(g.sub(w, g.scalar(1))), g.sub(g.maxPool(dilate, pool), dilate)));
+    y = out;
+    // Then the preprocessing's stretch (src/image/preprocess.ts): every input the model meets has its strongest
+    // pixel at 1, so an eroded digit must look like a thin-pen digit after preprocessing (a full-strength core,
+    // faint edges), not like a faded one. Peaks under STRETCH_FLOOR are not stretched all the way (no speckle).
+    const peak = g.node("ReduceMax", [y], { axes: [1, 2, 3], keepdims: 1 }, [{ shape: ["N", 1, 1, 1], dtype: "float32" }])[0];
+    y = g.div(y, g.clip(peak, STRETCH_FLOOR));
   }
   g.output(y, "augmented");
   return encodeModel(g.toModel({ docString: `onnx-mnist augmentation: ${JSON.stringify(c)}` }));
@@ -196,7 +210,9 @@ export function drawBatch(c: AugmentConfig, rng: Rng, n: number, rows: number, c
   const stroke = c.stroke > 0 ? new Float32Array(n) : undefined;
   for (let i = 0; i < n; i++) {
     theta.set(affineTheta(drawAffine(c, rng, rows, cols), rows, cols), i * 6);
-    if (stroke) stroke[i] = rng.uniform(-c.stroke, c.stroke);
+    if (stroke) {
+      stroke[i] = rng.uniform(-c.stroke, c.stroke);
+    }
   }
   let noise: Float32Array | undefined;
   if (c.elasticAlpha > 0) {
