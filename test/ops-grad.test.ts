@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { close, gradCheck, type InputSpec } from "./helpers/gradcheck.ts";
-import type { G } from "../src/ops/builder.ts";
+import type { G, Lowering } from "../src/ops/builder.ts";
 import type { Value } from "../src/graph/value.ts";
 import { Rng } from "../src/random.ts";
 
@@ -128,6 +128,20 @@ describe("VJP of every op matches central finite differences (onnxruntime-node)"
   it.each(cases)("%s", async (_name, inputs, build, eps) => {
     const r = await gradCheck(inputs, build, 42, eps);
     expect(r.scale).toBeGreaterThan(1e-2); // the check is not vacuous
+    expect(close(r.numeric, r.analytic, undefined, undefined, r.scale), `numeric ${r.numeric} vs analytic ${r.analytic} (scale ${r.scale})`).toBe(true);
+    for (const p of r.perInput) expect(close(p.numeric, p.analytic, undefined, undefined, p.scale), `per input: numeric ${p.numeric} vs analytic ${p.analytic}`).toBe(true);
+  });
+});
+
+// The alternative lowerings (src/ops/builder.ts, Lowering) against finite differences too: every conv case with
+// the input gradient by MatMul + Col2Im where it applies (stride 1, one group; the others keep their path).
+const lowered: [string, Partial<Lowering>, Case[]][] = [
+  ["col2im", { col2im: true }, cases.filter(([name]) => name.startsWith("conv"))],
+];
+describe.each(lowered)("VJP with the %s lowering matches central finite differences (onnxruntime-node)", (_lowering, lowering, list) => {
+  it.each(list)("%s", async (_name, inputs, build, eps) => {
+    const r = await gradCheck(inputs, build, 42, eps, lowering);
+    expect(r.scale).toBeGreaterThan(1e-2);
     expect(close(r.numeric, r.analytic, undefined, undefined, r.scale), `numeric ${r.numeric} vs analytic ${r.analytic} (scale ${r.scale})`).toBe(true);
     for (const p of r.perInput) expect(close(p.numeric, p.analytic, undefined, undefined, p.scale), `per input: numeric ${p.numeric} vs analytic ${p.analytic}`).toBe(true);
   });

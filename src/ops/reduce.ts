@@ -1,5 +1,4 @@
 /** Reductions over static axes. Axes are inputs (ReduceSum: opset 13+; ReduceMean: opset 18+, attribute before). */
-import { OPSET } from "../graph/graph.ts";
 import type { Dim, Value } from "../graph/value.ts";
 import { defineOp, one, req } from "./op.ts";
 
@@ -39,7 +38,7 @@ export const reduceMean = defineOp<ReduceAttrs>({
   onnx: "ReduceMean",
   infer: ([x], a) => [{ shape: reduced(req(x, "x"), a), dtype: req(x, "x").dtype }],
   emit: (g, [x], { axes, keepdims }, [out]) =>
-    OPSET >= 18
+    g.opset >= 18
       ? g.node("ReduceMean", [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out])
       : g.node("ReduceMean", [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]),
   vjp: (g, dys, { inputs: [x], outputs: [y], attrs }) => {
