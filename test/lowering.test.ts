@@ -1,7 +1,9 @@
 /**
  * The alternative lowerings (Lowering in src/ops/builder.ts) compute what the plain ones do, through
- * onnxruntime-node: the MatMul + Col2Im conv input gradient equals the flipped-weight Conv's up to float rounding,
- * and only the training step moves to opset 18, model.onnx stays at 17.
+ * onnxruntime-node: the SpaceToDepth/ReduceMax max pool equals MaxPool with Indices + MaxUnpool bit for bit,
+ * forward and backward, on inputs full of ties (so a whole training step is unchanged bit for bit); the MatMul +
+ * Col2Im conv input gradient equals the flipped-weight Conv's up to float rounding; and only the training step
+ * moves to opset 18, model.onnx stays at 17.
  * (Their gradients against finite differences: test/ops-grad.test.ts.)
  */
 import { describe, expect, it } from "vitest";
@@ -34,6 +36,64 @@ async function forwardBackward(shapes: number[][], f: (g: G, xs: Value[]) => Val
 }
 
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
+const pool2 = { kernel: [2, 2] as [number, number], strides: [2, 2] as [number, number], pads: [0, 0, 0, 0] as [number, number, number, number] };
+
+describe("blockPool: 2x2 stride-2 max pool as SpaceToDepth -> ReduceMax, gradient to the first maximum -> DepthToSpace", () => {
+  // Values on a coarse grid, most of them 0 (MNIST's background): nearly every window has ties.
+  const tied = (n: number, rng: Rng) => Float32Array.from({ length: n }, () => (rng.next() < 0.6 ? 0 : Math.round(rng.next() * 3) / 2));
+  it.each([
+    ["30x30 (mycnn's first pool)", [4, 3, 30, 30]],
+    ["8x6", [2, 5, 8, 6]],
+  ])("%s: equals MaxPool and MaxUnpool bit for bit, ties included", async (_name, shape) => {
+    const rng = new Rng(3);
+    const x = tied(numel(shape), rng);
+    const u = Float32Array.from({ length: numel([shape[0], shape[1], shape[2] >> 1, shape[3] >> 1]) }, () => rng.next() - 0.5);
+    const f = (g: G, [v]: Value[]) => g.maxPool(v, pool2);
+    const plain = await forwardBackward([shape], f, [x], u, {});
+    const block = await forwardBackward([shape], f, [x], u, { blockPool: true });
+    expect(plain.ops).toContain("MaxPool");
+    expect(block.ops).not.toContain("MaxPool");
+    expect(block.ops).toEqual(expect.arrayContaining(["SpaceToDepth", "ReduceMax", "ArgMax", "DepthToSpace"]));
+    expect(Buffer.from(block.y.buffer)).toEqual(Buffer.from(plain.y.buffer));
+    expect(Buffer.from(block.dxs[0].buffer)).toEqual(Buffer.from(plain.dxs[0].buffer));
+  });
+
+  it("leaves other pools (odd sizes, 3x3, padded) and gradient-free pools to MaxPool", async () => {
+    const g = new G("p", { blockPool: true });
+    const x = g.input("x", [1, 2, 8, 8], "float32");
+    const odd = g.input("odd", [1, 2, 7, 8], "float32");
+    g.maxPool(x, pool2); // not watched: no gradient, plain MaxPool
+    g.record();
+    g.watch(x);
+    g.watch(odd);
+    g.maxPool(odd, pool2);
+    g.maxPool(odd, { ...pool2, ceilMode: true });
+    g.maxPool(x, { ...pool2, pads: [1, 1, 1, 1] });
+    g.maxPool(x, { kernel: [3, 3], strides: [2, 2], pads: [0, 0, 0, 0] });
+    expect(g.nodes.map((n) => n.op_type)).toEqual(["MaxPool", "MaxPool", "MaxPool", "MaxPool", "MaxPool"]);
+  });
+});
+
+describe("blockPool in a whole training step", () => {
+  it("3 steps of mycnn (its first pool is 30x30) give the same parameters and optimizer state, bit for bit, as MaxPool", async () => {
+    const { loadMnist } = await import("../src/data/node.ts");
+    const { Trainer } = await import("../src/runtime/trainer.ts");
+    const { train } = loadMnist(undefined, { trainLimit: 3 * 32, testLimit: 1 });
+    const x = Float32Array.from(train.images, (v) => v / 255);
+    const y = BigInt64Array.from(train.labels, (v) => BigInt(v));
+    const run = async (blockPool: boolean) => {
+      const program = buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"), { blockPool, col2im: false });
+      expect(program.opTypes.trainStep.includes("SpaceToDepth")).toBe(blockPool);
+      const init = initialValues(program.plan, 5);
+      const t = await Trainer.create(ort, program, Trainer.freshState(program, init.params, init.buffers), { threads: 1 });
+      for (let k = 0; k < 3; k++) await t.trainStep(x.subarray(k * 32 * 784), y.subarray(k * 32), 32);
+      const s = t.getState();
+      await t.release();
+      return Buffer.concat([s.params, s.buffers, ...s.optimizer].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)));
+    };
+    expect((await run(true)).equals(await run(false))).toBe(true);
+  });
+});
 
 describe("col2im: the stride-1 conv input gradient as MatMul + Col2Im (opset 18)", () => {
   const cases: [string, number[], number[], ConvAttrs][] = [

@@ -51,8 +51,8 @@ describe("onnxruntime-web runs the same graphs as onnxruntime-node", () => {
   // Every lowering on and every one off (Col2Im moves the training step to opset 18), whatever the defaults are.
   it.each([
     ["the default lowerings", defaultProgram],
-    ["every lowering on (Col2Im at opset 18)", buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"), { col2im: true })],
-    ["every lowering off", buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"), { col2im: false })],
+    ["every lowering on (Col2Im at opset 18, the SpaceToDepth max pool)", buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"), { col2im: true, blockPool: true })],
+    ["every lowering off", buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"), { col2im: false, blockPool: false })],
   ])("5 training steps with %s from the same state and batches give the same parameters, statistics and optimizer state (relative difference < 1e-5)", async (_name, program) => {
     const { web, node, losses } = await trainBoth(5, 64, program);
     for (const [a, b] of losses) expect(Math.abs(a - b)).toBeLessThan(1e-5 * Math.abs(b) + 1e-6);

@@ -39,7 +39,7 @@ export const io = {
  * The lowerings the training step is built with unless told otherwise (see Lowering in src/ops/builder.ts for
  * what each switch does). The evaluation graph and model.onnx compute no gradients and stay at opset 17.
  */
-export const DEFAULT_LOWERING: Readonly<Lowering> = { col2im: false };
+export const DEFAULT_LOWERING: Readonly<Lowering> = { col2im: false, blockPool: false };
 
 /** A per-step noise input of the training step (uniform [0,1), one per Dropout node), fed by the Trainer. */
 export interface NoiseInput {
