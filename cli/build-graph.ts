@@ -38,7 +38,8 @@ const command: CommandModule<object, Args> = {
     const p = program.plan;
     console.log(`model        ${p.name}: ${p.paramCount.toLocaleString("en-US")} parameters, ${p.bufferCount} buffer values`);
     console.log(`optimizer    ${JSON.stringify(program.optimizer)}`);
-    console.log(`opset        ${OPSET} (default domain only)`);
+    const trainOpset = program.opsets.trainStep === OPSET ? "" : `, train_step ${program.opsets.trainStep}`;
+    console.log(`opset        ${OPSET}${trainOpset} (default domain only)`);
     console.log(`train_step   ${program.nodeCounts.trainStep} nodes: ${program.opTypes.trainStep.join(", ")}`);
     console.log(`eval_step    ${program.nodeCounts.evalStep} nodes: ${program.opTypes.evalStep.join(", ")}`);
     const inference = decodeModel(built.files["model.onnx"]).graph.node;

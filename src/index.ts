@@ -19,7 +19,8 @@ export { planModel, initialValues, type ModelPlan, type ModelInput } from "./pro
 export type { ModelIR } from "./ir/ir.ts";
 export { optimizerConfig, optimizerNames, type OptimizerConfig, type OptimizerName } from "./optim/optimizer.ts";
 export { lrAt, lrSchedules, type LrSchedule } from "./optim/schedule.ts";
-export { buildProgram, buildInferenceModel, type Program } from "./program/program.ts";
+export { buildProgram, buildInferenceModel, DEFAULT_LOWERING, type Program } from "./program/program.ts";
+export type { Lowering } from "./ops/builder.ts";
 
 // Training: the Trainer over any `ort` module, the epoch loop, checkpoints.
 export { Trainer, type Ort, type TrainingProgram, type TrainingState, type TrainerOptions, type StepResult, type CheckpointPosition } from "./runtime/trainer.ts";

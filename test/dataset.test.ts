@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../src/random.ts";
-import { epochOrder, fillBatch, limitSplit, type Split } from "../src/data/dataset.ts";
+import { epochOrder, fillBatch, limitSplit, scaledImages, type Split } from "../src/data/dataset.ts";
 import { loadMnist } from "../src/data/node.ts";
 
 // 1000 real MNIST test images: batch size 128 leaves a last batch of 1000 - 7*128 = 104.
@@ -44,6 +44,24 @@ describe("fillBatch", () => {
     const max = Math.max(...x.subarray(0, 2 * px));
     expect(max).toBeLessThanOrEqual(1);
     expect(max).toBeGreaterThan(0.9);
+  });
+
+  it("from the float32 copy (scaledImages) gives the same batches bit for bit, every byte value included", () => {
+    const all: Split = { images: Uint8Array.from({ length: 2 * px }, (_, j) => j % 256), labels: Uint8Array.of(4, 7), count: 2, rows: 28, cols: 28 };
+    for (const s of [split, all]) {
+      const scaled = scaledImages(s);
+      expect(scaled.length).toBe(s.count * px);
+      const order = new Rng(4).permutation(s.count);
+      const [a, b] = [new Float32Array(128 * px), new Float32Array(128 * px)];
+      const [ya, yb] = [new BigInt64Array(128), new BigInt64Array(128)];
+      for (let start = 0; start < s.count; start += 128) {
+        const end = Math.min(s.count, start + 128);
+        expect(fillBatch(s, order, start, end, a, ya, scaled)).toBe(fillBatch(s, order, start, end, b, yb));
+        expect(Buffer.from(a.buffer)).toEqual(Buffer.from(b.buffer));
+        expect(ya).toEqual(yb);
+      }
+    }
+    expect(() => fillBatch(split, [0], 0, 1, new Float32Array(px), new BigInt64Array(1), new Float32Array(px))).toThrow(/1 scaled images for a split of 1000/);
   });
 
   it("refuses buffers too small for the batch", () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { close, gradCheck, type InputSpec } from "./helpers/gradcheck.ts";
-import type { G } from "../src/ops/builder.ts";
+import type { G, Lowering } from "../src/ops/builder.ts";
 import type { Value } from "../src/graph/value.ts";
 import { Rng } from "../src/random.ts";
 
@@ -93,6 +93,7 @@ const cases: Case[] = [
   ["conv dilations [2,1], stride 2, asymmetric pads", [{ shape: [2, 2, 9, 8] }, { shape: [3, 2, 3, 2] }, { shape: [3] }], (g, [x, w, b]) => g.conv(x, w, b, { strides: [2, 2], pads: [1, 0, 2, 1], dilations: [2, 1] })],
   ["conv group 2, dilation 2, pad 5 (beyond the span: ConvTranspose)", [{ shape: [1, 4, 5, 5] }, { shape: [4, 2, 3, 3] }, { shape: [4] }], (g, [x, w, b]) => g.conv(x, w, b, { strides: [1, 1], pads: pads4(5), dilations: [2, 2], group: 2 })],
   ["conv depthwise, symbolic batch", [{ shape: [2, 3, 5, 5] }, { shape: [3, 1, 3, 3] }, { shape: [3] }], (g, [x, w, b]) => g.conv(g.reshape(x, ["M", 3, 5, 5]), w, b, { strides: [2, 2], pads: pads4(1), group: 3 })],
+  ["maxPool 2x2, even size (MaxUnpool; SpaceToDepth with the blockPool lowering)", [{ shape: [2, 3, 6, 6], values: separated(216) }], (g, [x]) => g.maxPool(x, pool(2, 2, 0)), 1e-2],
   ["maxPool 2x2 (odd size, MaxUnpool)", [{ shape: [2, 3, 7, 7], values: separated(294) }], (g, [x]) => g.maxPool(x, pool(2, 2, 0)), 1e-2],
   ["maxPool 3x3 stride 2 pad 1 (overlapping, scatter-add)", [{ shape: [2, 2, 7, 7], values: separated(196) }], (g, [x]) => g.maxPool(x, pool(3, 2, 1)), 1e-2],
   ["maxPool 2x2 ceil mode (7x7 -> 4x4, MaxUnpool)", [{ shape: [2, 2, 7, 7], values: separated(196) }], (g, [x]) => g.maxPool(x, { ...pool(2, 2, 0), ceilMode: true }), 1e-2],
@@ -128,6 +129,22 @@ describe("VJP of every op matches central finite differences (onnxruntime-node)"
   it.each(cases)("%s", async (_name, inputs, build, eps) => {
     const r = await gradCheck(inputs, build, 42, eps);
     expect(r.scale).toBeGreaterThan(1e-2); // the check is not vacuous
+    expect(close(r.numeric, r.analytic, undefined, undefined, r.scale), `numeric ${r.numeric} vs analytic ${r.analytic} (scale ${r.scale})`).toBe(true);
+    for (const p of r.perInput) expect(close(p.numeric, p.analytic, undefined, undefined, p.scale), `per input: numeric ${p.numeric} vs analytic ${p.analytic}`).toBe(true);
+  });
+});
+
+// The alternative lowerings (src/ops/builder.ts, Lowering) against finite differences too: every conv case with
+// the input gradient by MatMul + Col2Im where it applies (stride 1, one group; the others keep their path), every
+// max-pool case with the SpaceToDepth/ReduceMax form where it applies (2x2 stride 2, no padding, floor mode).
+const lowered: [string, Partial<Lowering>, Case[]][] = [
+  ["col2im", { col2im: true }, cases.filter(([name]) => name.startsWith("conv"))],
+  ["blockPool", { blockPool: true }, cases.filter(([name]) => name.startsWith("maxPool"))],
+];
+describe.each(lowered)("VJP with the %s lowering matches central finite differences (onnxruntime-node)", (_lowering, lowering, list) => {
+  it.each(list)("%s", async (_name, inputs, build, eps) => {
+    const r = await gradCheck(inputs, build, 42, eps, lowering);
+    expect(r.scale).toBeGreaterThan(1e-2);
     expect(close(r.numeric, r.analytic, undefined, undefined, r.scale), `numeric ${r.numeric} vs analytic ${r.analytic} (scale ${r.scale})`).toBe(true);
     for (const p of r.perInput) expect(close(p.numeric, p.analytic, undefined, undefined, p.scale), `per input: numeric ${p.numeric} vs analytic ${p.analytic}`).toBe(true);
   });

@@ -15,8 +15,9 @@ interface Initializer {
   data: TypedData;
 }
 
+/** The default-domain opset of every graph unless a builder asks for more (model.onnx always stays at this one). */
 export const OPSET = 17;
-export const IR_VERSION = 8; // the IR version that goes with opset 17
+export const IR_VERSION = 8; // the IR version that goes with opsets 15 to 18
 
 export class Graph {
   readonly nodes: NodeMsg[] = [];
@@ -29,7 +30,13 @@ export class Graph {
   private valueCounter = 0;
   private scopes: string[] = [];
 
-  constructor(readonly name: string) {}
+  /** `opset`: the default-domain opset the graph is written for (17, or 18 for Col2Im); ops emit its form. */
+  constructor(
+    readonly name: string,
+    readonly opset: number = OPSET,
+  ) {
+    if (opset < OPSET || opset > 18) throw new Error(`internal error: opset ${opset} (graphs are emitted at 17 or 18)`);
+  }
 
   /** Runs `f` with value names prefixed by `scope/` (shown as groups in Netron). */
   scoped<T>(scope: string, f: () => T): T {
@@ -132,7 +139,7 @@ export class Graph {
     const valueInfo = [...this.values.values()].filter((v) => !io.has(v.name)).map(valueInfoOf);
     return {
       ir_version: IR_VERSION,
-      opset_import: [{ domain: "", version: OPSET }],
+      opset_import: [{ domain: "", version: this.opset }],
       producer_name: "onnx-mnist",
       producer_version: opts.producerVersion ?? "0.1.0",
       doc_string: opts.docString ?? "",

@@ -3,7 +3,7 @@
  * reverse-mode autodiff walks. While a tape is recording, every differentiable op applied to a value that
  * depends on a watched value is taped; the backward pass itself is emitted with the tape paused.
  */
-import { Graph } from "../graph/graph.ts";
+import { Graph, OPSET } from "../graph/graph.ts";
 import { isStatic, numel, type Dim, type DType, type Value } from "../graph/value.ts";
 import type { OpDef } from "./op.ts";
 import * as ew from "./elementwise.ts";
@@ -32,8 +32,36 @@ export class Tape {
 
 type Operand = Value | number;
 
+/**
+ * Alternative lowerings of a few ops: the same maths in other ONNX nodes, each a switch so that the two forms can
+ * be compared (correctness in the gradient tests, speed in the whole training step). A bare G has them all off;
+ * the program's training step takes its own (DEFAULT_LOWERING in src/program/program.ts).
+ */
+export interface Lowering {
+  /**
+   * The input gradient of a stride-1 ungrouped Conv as MatMul + Col2Im (W^T dY as columns, summed back onto the
+   * image) instead of a Conv with flipped weights. Col2Im needs opset 18: the graph is emitted at opset 18.
+   */
+  col2im: boolean;
+  /**
+   * A 2x2 stride-2 max pool that needs a gradient (no padding or dilation, even height and width) as
+   * SpaceToDepth and a ReduceMax over each window's four cells, its gradient routed to the first maximum and put
+   * back by DepthToSpace, instead of MaxPool with Indices and MaxUnpool.
+   */
+  blockPool: boolean;
+}
+
+export const PLAIN_LOWERING: Readonly<Lowering> = { col2im: false, blockPool: false };
+
 export class G extends Graph {
   tape: Tape | undefined;
+  readonly lowering: Readonly<Lowering>;
+
+  constructor(name: string, lowering: Partial<Lowering> = {}) {
+    const l = { ...PLAIN_LOWERING, ...lowering };
+    super(name, l.col2im ? 18 : OPSET);
+    this.lowering = l;
+  }
 
   /** Starts recording; `watch` the values to differentiate with respect to. */
   record(): Tape {
@@ -134,6 +162,8 @@ export class G extends Graph {
   concat = (xs: Value[], axis: number): Value => this.apply(sh.concat, xs, { axis })[0];
   slice = (x: Value, starts: number[], ends: number[], axes: number[]): Value => this.apply(sh.slice, [x], { starts, ends, axes })[0];
   flip = (x: Value, axes: number[]): Value => this.apply(sh.flip, [x], { axes })[0];
+  spaceToDepth = (x: Value, blocksize: number): Value => this.apply(sh.spaceToDepth, [x], { blocksize })[0];
+  depthToSpace = (x: Value, blocksize: number): Value => this.apply(sh.depthToSpace, [x], { blocksize })[0];
   /** Constant mode; pads in ONNX order (all begins, then all ends), negative ones crop. */
   pad = (x: Value, pads: number[], value = 0): Value => this.apply(sh.pad, [x], { pads, value })[0];
   identity = (x: Value): Value => this.apply(sh.identity, [x], {})[0];
@@ -143,12 +173,16 @@ export class G extends Graph {
   // reductions
   reduceSum = (x: Value, axes: number[], keepdims = false): Value => this.apply(rd.reduceSum, [x], { axes, keepdims })[0];
   reduceMean = (x: Value, axes: number[], keepdims = false): Value => this.apply(rd.reduceMean, [x], { axes, keepdims })[0];
+  /** The maximum along one axis; its gradient goes to the first maximum (as ArgMax, MaxPool's Indices and PyTorch's max(dim)). */
+  reduceMax = (x: Value, axis: number, keepdims = false): Value => this.apply(rd.reduceMax, [x], { axes: [axis], keepdims })[0];
   argMax = (x: Value, axis: number, keepdims = false): Value => this.apply(rd.argMax, [x], { axis, keepdims })[0];
 
   // neural-network ops
   conv = (x: Value, w: Value, b: Value | undefined, a: cv.ConvAttrs): Value => this.apply(cv.conv, [x, w, b], a)[0];
   convTranspose = (dy: Value, w: Value, a: Parameters<typeof cv.convTranspose.infer>[1]): Value => this.apply(cv.convTranspose, [dy, w], a)[0];
-  maxPool = (x: Value, a: pl.PoolAttrs): Value => this.apply(pl.maxPool, [x], { ...a, indices: this.requiresGrad(x) })[0];
+  col2im = (cols: Value, a: cv.Col2ImAttrs): Value => this.apply(cv.col2im, [cols], a)[0];
+  maxPool = (x: Value, a: pl.PoolAttrs): Value =>
+    this.lowering.blockPool && this.requiresGrad(x) && pl.isBlockPool(x, a) ? pl.blockMaxPool(this, x) : this.apply(pl.maxPool, [x], { ...a, indices: this.requiresGrad(x) })[0];
   maxUnpool = (dy: Value, indices: Value, like: Value, a: pl.PoolAttrs): Value => this.apply(pl.maxUnpool, [dy, indices, like], a)[0];
   scatterAdd = (data: Value, indices: Value, updates: Value): Value => this.apply(pl.scatterAdd, [data, indices, updates], {})[0];
   averagePool = (x: Value, a: pl.AveragePoolAttrs): Value => this.apply(pl.averagePool, [x], a)[0];

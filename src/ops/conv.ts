@@ -68,8 +68,9 @@ export const conv = defineOp<ConvAttrs>({
 /**
  * dX is the transposed convolution of dY with W. For stride 1 it is an ordinary Conv of dY with W's channels
  * swapped and its taps reversed, padded by (k-1)d-p: onnxruntime's Conv kernels are 2-4x faster than its
- * ConvTranspose here (profiled). Otherwise ConvTranspose with the forward strides, pads, dilations and group,
- * where output_padding restores the rows and columns that a strided forward conv skipped.
+ * ConvTranspose here (profiled); with the col2im lowering an ungrouped one is MatMul + Col2Im instead.
+ * Otherwise ConvTranspose with the forward strides, pads, dilations and group, where output_padding restores
+ * the rows and columns that a strided forward conv skipped.
  */
 function convInputGrad(g: G, dy: Value, x: Value, w: Value, a: ConvAttrs): Value {
   const { strides, pads } = a;
@@ -78,9 +79,11 @@ function convInputGrad(g: G, dy: Value, x: Value, w: Value, a: ConvAttrs): Value
   const [h, wd] = spatial(x, "Conv");
   const [ho, wo] = spatial(dy, "Conv gradient");
   const [cout, cinPerGroup, kh, kw] = w.shape as number[];
+  const stride1 = strides[0] === 1 && strides[1] === 1;
+  if (stride1 && group === 1 && g.lowering.col2im) return col2imInputGrad(g, dy, x, w, a);
   const [eh, ew] = [span(kh, dilations[0]), span(kw, dilations[1])];
   const flippedPads = [eh - 1 - pads[0], ew - 1 - pads[1], eh - 1 - pads[2], ew - 1 - pads[3]] as ConvAttrs["pads"];
-  if (strides[0] === 1 && strides[1] === 1 && flippedPads.every((p) => p >= 0)) {
+  if (stride1 && flippedPads.every((p) => p >= 0)) {
     if (plain(a)) {
       const wT = g.flip(g.transpose(w, [1, 0, 2, 3]), [2, 3]); // [C_in, C_out, kH, kW], taps reversed
       return g.conv(dy, wT, undefined, { strides: [1, 1], pads: flippedPads });
@@ -94,6 +97,46 @@ function convInputGrad(g: G, dy: Value, x: Value, w: Value, a: ConvAttrs): Value
   const outputPadding = [h - (strides[0] * (ho - 1) + eh - pads[0] - pads[2]), wd - (strides[1] * (wo - 1) + ew - pads[1] - pads[3])];
   return g.convTranspose(dy, w, { strides, pads, outputPadding, outShape: x.shape, group: a.group, dilations: a.dilations });
 }
+
+/**
+ * dX[n,c,y,x] = sum_{o,i,j} W[o,c,i,j] dY[n,o, y+pad-i d, x+pad-j d]: the columns W^T dY (for each sample, one
+ * column of C_in k k values per output position, [C_in k k, Ho Wo]) added back onto the image by Col2Im, the
+ * adjoint of im2col, with the forward's pads, dilations and strides. Every stride-1 ungrouped conv, whatever its
+ * padding (opset 18).
+ */
+function col2imInputGrad(g: G, dy: Value, x: Value, w: Value, a: ConvAttrs): Value {
+  const [cOut, cIn, kh, kw] = w.shape as number[];
+  const [ho, wo] = spatial(dy, "Conv gradient");
+  const wT = g.transpose(g.reshape(w, [cOut, cIn * kh * kw]), [1, 0]); // [C_in k k, C_out]
+  const cols = g.matMul(wT, g.reshape(dy, [dy.shape[0], cOut, ho * wo])); // [N, C_in k k, Ho Wo]
+  return g.col2im(cols, { image: spatial(x, "Conv"), block: [kh, kw], strides: a.strides, pads: a.pads, dilations: dil(a) });
+}
+
+export interface Col2ImAttrs {
+  image: [number, number];
+  block: [number, number];
+  strides: [number, number];
+  pads: [number, number, number, number];
+  dilations: [number, number];
+}
+
+/** Col2Im (opset 18): [N, C k k, L] columns summed back onto [N, C, H, W]. Used only inside backward passes. */
+export const col2im = defineOp<Col2ImAttrs>({
+  onnx: "Col2Im",
+  infer: ([cols], { image, block, strides, pads, dilations }) => {
+    const v = req(cols, "cols");
+    const taps = block[0] * block[1];
+    const blocks = [0, 1].map((i) => convOutSize(image[i], block[i], strides[i], pads[i], pads[i + 2], dilations[i]));
+    if (v.shape.length !== 3 || typeof v.shape[1] !== "number" || v.shape[1] % taps || v.shape[2] !== blocks[0] * blocks[1])
+      throw new Error(`internal error: Col2Im of ${shapeToString(v.shape)} onto ${image.join("x")} with ${block.join("x")} blocks`);
+    return [{ shape: [v.shape[0], v.shape[1] / taps, ...image], dtype: "float32" }];
+  },
+  emit: (g, [cols], { image, block, strides, pads, dilations }, [out]) => {
+    if (g.opset < 18) throw new Error(`internal error: Col2Im needs opset 18, the graph is at ${g.opset}`);
+    return g.node("Col2Im", [cols, g.ints(image), g.ints(block)], { dilations, pads, strides }, [out]);
+  },
+  vjp: "none",
+});
 
 /**
  * im2col by a fixed one-hot "extraction" Conv: X viewed as [N*C,1,H,W] convolved with k*k one-hot kernels (one per

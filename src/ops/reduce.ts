@@ -1,5 +1,4 @@
-/** Reductions over static axes. Axes are inputs (ReduceSum: opset 13+; ReduceMean: opset 18+, attribute before). */
-import { OPSET } from "../graph/graph.ts";
+/** Reductions over static axes. Axes are inputs (ReduceSum: opset 13+; ReduceMean, ReduceMax: opset 18+, attribute before). */
 import type { Dim, Value } from "../graph/value.ts";
 import { defineOp, one, req } from "./op.ts";
 
@@ -39,13 +38,39 @@ export const reduceMean = defineOp<ReduceAttrs>({
   onnx: "ReduceMean",
   infer: ([x], a) => [{ shape: reduced(req(x, "x"), a), dtype: req(x, "x").dtype }],
   emit: (g, [x], { axes, keepdims }, [out]) =>
-    OPSET >= 18
+    g.opset >= 18
       ? g.node("ReduceMean", [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out])
       : g.node("ReduceMean", [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]),
   vjp: (g, dys, { inputs: [x], outputs: [y], attrs }) => {
     const dims = attrs.axes.map((a) => x!.shape[a < 0 ? a + x!.shape.length : a]);
     const count = dims.every((d) => typeof d === "number") ? g.scalar((dims as number[]).reduce((p, d) => p * d, 1)) : g.countRatio(x!, y);
     return [g.div(spread(g, one(dys), x!, attrs), count)];
+  },
+});
+
+/**
+ * The maximum along one axis. Its gradient goes to the first maximum along that axis (ArgMax's pick, as
+ * MaxPool's Indices and PyTorch's max(dim)): dx = dy where the position is ArgMax's, 0 elsewhere.
+ */
+export const reduceMax = defineOp<ReduceAttrs>({
+  onnx: "ReduceMax",
+  infer: ([x], a) => {
+    if (a.axes.length !== 1) throw new Error(`internal error: ReduceMax over ${a.axes.length} axes (one is supported)`);
+    return [{ shape: reduced(req(x, "x"), a), dtype: req(x, "x").dtype }];
+  },
+  emit: (g, [x], { axes, keepdims }, [out]) =>
+    g.opset >= 18
+      ? g.node("ReduceMax", [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out])
+      : g.node("ReduceMax", [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]),
+  vjp: (g, dys, { inputs: [x], attrs }) => {
+    const rank = x!.shape.length;
+    const axis = attrs.axes[0] < 0 ? attrs.axes[0] + rank : attrs.axes[0];
+    const k = x!.shape[axis];
+    if (typeof k !== "number") throw new Error("internal error: ReduceMax gradient needs a static axis");
+    // positions 0..k-1 along the axis, shaped to broadcast against x from that axis on
+    const positions = g.constant(Array.from({ length: k }, (_, i) => i), [k, ...new Array(rank - axis - 1).fill(1)], "int64");
+    const first = g.equal(g.argMax(x!, axis, true), positions);
+    return [g.where(first, attrs.keepdims ? one(dys) : g.unsqueeze(one(dys), [axis]), 0)];
   },
 });
 

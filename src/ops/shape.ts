@@ -1,6 +1,6 @@
-/** Shape ops: reshape, flatten, transpose, (un)squeeze, expand, concat, slice, pad, and shape queries. */
+/** Shape ops: reshape, flatten, transpose, (un)squeeze, expand, concat, slice, pad, space/depth, and shape queries. */
 import { isStatic, numel, shapeToString, type Dim, type Value } from "../graph/value.ts";
-import { defineOp, one, req, sameAsInput } from "./op.ts";
+import { defineOp, one, req, sameAsInput, type OutSpec } from "./op.ts";
 
 /**
  * Reshape to `shape`, where at most one dim is symbolic (like "N" or "N*3"): it is emitted as -1 and
@@ -183,4 +183,32 @@ export const flip = defineOp<{ axes: number[] }>({
   emit: (g, [x], { axes }, [out]) =>
     g.node("Slice", [x, g.ints(axes.map(() => -1)), g.ints(axes.map(() => Number.MIN_SAFE_INTEGER)), g.ints(axes), g.ints(axes.map(() => -1))], {}, [out]),
   vjp: (g, dys, { attrs: { axes } }) => [g.flip(one(dys), axes)],
+});
+
+function blocks(x: Value, blocksize: number, toDepth: boolean): OutSpec {
+  const [n, c, h, w] = x.shape;
+  if (x.shape.length !== 4 || typeof c !== "number" || typeof h !== "number" || typeof w !== "number")
+    throw new Error(`internal error: ${toDepth ? "SpaceToDepth" : "DepthToSpace"} of ${shapeToString(x.shape)}`);
+  const b2 = blocksize * blocksize;
+  if (toDepth ? h % blocksize || w % blocksize : c % b2) throw new Error(`internal error: ${shapeToString(x.shape)} does not divide into ${blocksize}x${blocksize} blocks`);
+  return { shape: toDepth ? [n, c * b2, h / blocksize, w / blocksize] : [n, c / b2, h * blocksize, w * blocksize], dtype: x.dtype };
+}
+
+/**
+ * SpaceToDepth: each b x b block of every channel becomes b*b channels, y[n, (i b + j) C + c, p, q] =
+ * x[n, c, p b + i, q b + j]. A permutation of x, so its gradient is the inverse permutation, DepthToSpace (DCR).
+ */
+export const spaceToDepth = defineOp<{ blocksize: number }>({
+  onnx: "SpaceToDepth",
+  infer: ([x], { blocksize }) => [blocks(req(x, "x"), blocksize, true)],
+  attrs: ({ blocksize }) => ({ blocksize }),
+  vjp: (g, dys, { attrs: { blocksize } }) => [g.depthToSpace(one(dys), blocksize)],
+});
+
+/** DepthToSpace in DCR mode (the default): the inverse of SpaceToDepth, and its gradient is SpaceToDepth. */
+export const depthToSpace = defineOp<{ blocksize: number }>({
+  onnx: "DepthToSpace",
+  infer: ([x], { blocksize }) => [blocks(req(x, "x"), blocksize, false)],
+  attrs: ({ blocksize }) => ({ blocksize }),
+  vjp: (g, dys, { attrs: { blocksize } }) => [g.spaceToDepth(one(dys), blocksize)],
 });

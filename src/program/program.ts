@@ -7,7 +7,7 @@
  * running statistics) and one vector per optimizer state (`adam.m`, `adam.v`, ...). Inside the graphs each
  * parameter is a named slice (`conv.0.weight`, as PyTorch's state_dict), so graphs read like the model.
  */
-import { G } from "../ops/builder.ts";
+import { G, type Lowering } from "../ops/builder.ts";
 import { OPSET } from "../graph/graph.ts";
 import { numel, type Dim, type Value } from "../graph/value.ts";
 import { encodeModel } from "../onnx/proto.ts";
@@ -35,6 +35,16 @@ export const io = {
   next: (name: string) => `${name}.next`,
 } as const;
 
+/**
+ * The lowerings the training step is built with unless told otherwise (see Lowering in src/ops/builder.ts for
+ * what each switch does). The evaluation graph and model.onnx compute no gradients and stay at opset 17.
+ * Measured in the whole mycnn step (batch 128, 2 threads, interleaved, machine shared; npm run bench:levers):
+ * - col2im on: 0.89-0.95x. It sums the input gradients in another order: float rounding differs from the
+ *   flipped-weight Conv's (~1e-7 relative), so runs are not bit-identical to those of earlier versions.
+ * - blockPool off: 1.08-1.09x (bit-identical results either way).
+ */
+export const DEFAULT_LOWERING: Readonly<Lowering> = { col2im: true, blockPool: false };
+
 /** A per-step noise input of the training step (uniform [0,1), one per Dropout node), fed by the Trainer. */
 export interface NoiseInput {
   name: string;
@@ -44,6 +54,8 @@ export interface NoiseInput {
 export interface Program {
   plan: ModelPlan;
   optimizer: OptimizerConfig;
+  /** The lowerings the training step was built with. */
+  lowering: Lowering;
   /** Names of the optimizer's flat state vectors (inputs of the train step; outputs are `<name>.next`). */
   stateNames: string[];
   /** Extra inputs of the training step, fed per step (empty for models without Dropout). */
@@ -51,6 +63,8 @@ export interface Program {
   trainStep: Uint8Array;
   evalStep: Uint8Array;
   nodeCounts: { trainStep: number; evalStep: number };
+  /** The default-domain opset of each graph (the training step's is 18 with the col2im lowering). */
+  opsets: { trainStep: number; evalStep: number };
   opTypes: { trainStep: string[]; evalStep: string[] };
 }
 
@@ -71,12 +85,13 @@ function modelMetadata(plan: ModelPlan): Record<string, string> {
   return { "onnx_mnist.model": plan.name, ...(src.kind === "spec" ? { "onnx_mnist.spec": JSON.stringify(src.spec) } : { "onnx_mnist.imported": "true" }) };
 }
 
-/** Builds the training-step and evaluation graphs. */
-export function buildProgram(model: ModelInput, optimizer: OptimizerConfig): Program {
+/** Builds the training-step and evaluation graphs; `lowering` overrides DEFAULT_LOWERING's switches. */
+export function buildProgram(model: ModelInput, optimizer: OptimizerConfig, lowering: Partial<Lowering> = {}): Program {
   const plan = planIR(toIR(model));
   const stateNames = optimizerState(optimizer);
   const noise: NoiseInput[] = [];
-  const train = buildGraph(plan, true, optimizer, false, noise);
+  const lowered = { ...DEFAULT_LOWERING, ...lowering };
+  const train = buildGraph(plan, true, optimizer, false, noise, lowered);
   const evalG = buildGraph(plan, false, optimizer);
   const meta = modelMetadata(plan);
   const a = describe(train);
@@ -84,11 +99,13 @@ export function buildProgram(model: ModelInput, optimizer: OptimizerConfig): Pro
   return {
     plan,
     optimizer,
+    lowering: lowered,
     stateNames,
     noise,
     trainStep: encodeModel(train.toModel({ docString: `onnx-mnist training step for ${plan.name}: one run = one ${optimizer.type} step`, metadata: { ...meta, "onnx_mnist.optimizer": JSON.stringify(optimizer) }, producerVersion: VERSION })),
     evalStep: encodeModel(evalG.toModel({ docString: `onnx-mnist evaluation graph for ${plan.name}`, metadata: meta, producerVersion: VERSION })),
     nodeCounts: { trainStep: a.nodes, evalStep: b.nodes },
+    opsets: { trainStep: train.opset, evalStep: evalG.opset },
     opTypes: { trainStep: a.ops, evalStep: b.ops },
   };
 }
@@ -116,10 +133,10 @@ function constantSource(g: G): (c: IrConstant) => Value {
 /**
  * One of the program's graphs. `gradOnly` stops after the backward pass and outputs the flat gradient
  * (`params.grad`) instead of updating: the gradient tests check it against finite differences. `noise`
- * collects the training step's per-step noise inputs.
+ * collects the training step's per-step noise inputs. `lowering` applies to training graphs only.
  */
-export function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConfig, gradOnly = false, noise: NoiseInput[] = []): G {
-  const g = new G(training ? `${plan.name}_train_step` : `${plan.name}_eval`);
+export function buildGraph(plan: ModelPlan, training: boolean, optimizer: OptimizerConfig, gradOnly = false, noise: NoiseInput[] = [], lowering: Partial<Lowering> = DEFAULT_LOWERING): G {
+  const g = training ? new G(`${plan.name}_train_step`, lowering) : new G(`${plan.name}_eval`);
   const x = g.input(io.input, ["N", ...plan.inputShape], "float32");
   const labels = g.input(io.labels, ["N"], "int64");
   const params = g.input(io.params, [plan.paramCount], "float32");

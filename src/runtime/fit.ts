@@ -5,7 +5,7 @@
  */
 import { Rng, type RngState } from "../random.ts";
 import type { Trainer } from "./trainer.ts";
-import { checkLabels, epochOrder, fillBatch, type Split } from "../data/dataset.ts";
+import { checkLabels, epochOrder, fillBatch, scaledImages, type Split } from "../data/dataset.ts";
 
 export type { Split };
 
@@ -77,6 +77,14 @@ export interface FitOptions {
    * `epoch` (0-based) and `batch` (0-based within the epoch), which is all a resumed run needs to redo it exactly.
    */
   augment?: (x: Float32Array, n: number, at: { epoch: number; batch: number }) => void | Promise<void>;
+  /**
+   * Assemble training batches from a float32 copy of the training images made once when fit starts, instead
+   * of converting bytes per batch: the same batches bit for bit, for 4 bytes a pixel (188 MB for MNIST's 60k
+   * training images). Default false: each batch is ~0.2 ms cheaper (0.97x of a mycnn step at batch 128), but
+   * making the copy took ~0.7 s (most of it first touches of the 188 MB), so a one-epoch fit measured 1.14x
+   * and the copy pays for itself only after ~7 epochs.
+   */
+  floatImages?: boolean;
   /** Skip the per-epoch evaluation (benchmarks). */
   skipEval?: boolean;
   misclassifiedLimit?: number;
@@ -93,6 +101,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
   const px = train.rows * train.cols;
   const x = new Float32Array(o.batchSize * px);
   const y = new BigInt64Array(o.batchSize);
+  const scaled = o.floatImages ? scaledImages(train) : undefined;
   const batches = Math.ceil(train.count / o.batchSize);
   const now = o.now ?? (() => performance.now());
   let pos: Position = structuredClone(o.position);
@@ -101,7 +110,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
     const t0 = now();
     const { order, next } = epochOrder(train.count, pos.epochRng);
     for (let b = pos.stepInEpoch; b < batches; b++) {
-      const n = fillBatch(train, order, b * o.batchSize, Math.min(train.count, (b + 1) * o.batchSize), x, y);
+      const n = fillBatch(train, order, b * o.batchSize, Math.min(train.count, (b + 1) * o.batchSize), x, y, scaled);
       if (o.augment) await o.augment(x, n, { epoch: pos.epoch, batch: b });
       if (o.lrAt) trainer.lr = o.lrAt(trainer.step);
       const r = await trainer.trainStep(x, y, n);

@@ -4,7 +4,7 @@
  * Two forward runs and one backward run per case, whatever the tensor sizes.
  */
 import * as ort from "onnxruntime-node";
-import { G } from "../../src/ops/builder.ts";
+import { G, type Lowering } from "../../src/ops/builder.ts";
 import { gradients } from "../../src/autodiff/backward.ts";
 import { encodeModel } from "../../src/onnx/proto.ts";
 import type { DType, Value } from "../../src/graph/value.ts";
@@ -45,19 +45,19 @@ export interface GradCheckResult {
 
 /**
  * Builds f(inputs) with `build`, checks the directional derivative along a random tangent of all
- * differentiable inputs at once and along each one separately.
+ * differentiable inputs at once and along each one separately. `lowering` selects alternative lowerings.
  */
-export async function gradCheck(inputs: InputSpec[], build: (g: G, xs: Value[]) => Value, seed = 0, eps = 1e-2): Promise<GradCheckResult> {
+export async function gradCheck(inputs: InputSpec[], build: (g: G, xs: Value[]) => Value, seed = 0, eps = 1e-2, lowering: Partial<Lowering> = {}): Promise<GradCheckResult> {
   const rng = new Rng(seed);
   const xs0 = inputs.map((s) => s.values ?? Array.from({ length: size(s.shape) }, () => (s.domain ?? ((z) => z))(normal(rng))));
   const diff = inputs.map((s) => s.diff ?? (s.dtype ?? "float32") === "float32");
   // forward graph
-  const fwd = new G("fwd");
+  const fwd = new G("fwd", lowering);
   const fx = inputs.map((s, i) => fwd.input(`x${i}`, s.shape, s.dtype ?? "float32"));
   const fy = build(fwd, fx);
   fwd.output(fy, "y");
   // backward graph: same forward, plus cotangent input u and gradient outputs
-  const bwd = new G("bwd");
+  const bwd = new G("bwd", lowering);
   const bx = inputs.map((s, i) => bwd.input(`x${i}`, s.shape, s.dtype ?? "float32"));
   bwd.record();
   bx.forEach((x, i) => diff[i] && bwd.watch(x));
