@@ -195,6 +195,22 @@ describe("Train page in Chromium", () => {
     await page.close();
   }, 600_000); // training in the browser and on the command line, on a loaded machine
 
+  it("gets onnxruntime-web's WASM compiled while the settings are chosen (blank steps, nothing kept); ?warm=0 skips it", async () => {
+    const page = await openTrain();
+    await page.waitForFunction(() => (globalThis as any).onnxMnistTrain.warmed, null, { timeout: 120_000 });
+    const w = await page.evaluate(() => (globalThis as any).onnxMnistTrain.warmed);
+    expect(w.runs).toBeGreaterThanOrEqual(1);
+    expect(w.firstMs).toBeGreaterThan(0);
+    expect(await page.evaluate(() => (globalThis as any).onnxMnistTrain.steps)).toEqual([]); // no step was shown
+    await page.close();
+    const cold = await browser.newPage();
+    await cold.goto(server.url + "train.html?warm=0");
+    await cold.waitForFunction(() => document.documentElement.dataset.ready, null, { timeout: 60_000 });
+    await cold.waitForTimeout(2000);
+    expect(await cold.evaluate(() => (globalThis as any).onnxMnistTrain.warmed)).toBeNull();
+    await cold.close();
+  }, 180_000);
+
   it("stops mid-epoch and continues exactly where it stopped: the same model as an uninterrupted run", async () => {
     const page = await openTrain();
     const s = { epochs: 2, batchSize: 32, train: 6_000, test: 500 }; // 188 steps per epoch: Stop lands well inside the first

@@ -234,7 +234,7 @@ let totalEpochs = 0;
 let lastStep: StepPoint | null = null;
 let speed = { t: 0, step: 0 };
 /** For tests and bench/web-train.ts: every step and epoch seen, and the latest snapshot. */
-const record = { steps: [] as StepPoint[], epochs: [] as EpochPoint[], snapshot: null as Snapshot | null, ends: 0 };
+const record = { steps: [] as StepPoint[], epochs: [] as EpochPoint[], snapshot: null as Snapshot | null, ends: 0, warmed: null as Extract<FromWorker, { type: "warmed" }> | null };
 Object.assign(globalThis, { onnxMnistTrain: record });
 
 function send(m: ToWorker): void {
@@ -262,6 +262,9 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
   switch (m.type) {
     case "status":
       return setStatus(m.text);
+    case "warmed":
+      record.warmed = m;
+      return;
     case "started":
       hasRun = true;
       batches = m.batches;
@@ -364,6 +367,10 @@ if (missing) {
   state.ready = "unsupported";
 } else {
   setupOrt(1); // the draw pad's inference, on this thread; training has the worker
+  // onnxruntime-web's WASM compiled and optimised while the settings are chosen (worker.ts: warm); ?warm=0 skips
+  // it (to measure what it saves: bench/web-train.ts)
+  const b = Number(ui.batchSize.value);
+  if (params.get("warm") !== "0") send({ type: "warm", model: ui.model.value in builtinModels ? ui.model.value : "mycnn", batchSize: Number.isInteger(b) && b >= 1 && b <= 1024 ? b : 64, ortBase: new URL("./ort/", location.href).href, threads });
   setRunning(false);
   setStatus("ready: choose the settings and press Start");
   state.ready = "yes";

@@ -21,7 +21,9 @@ export type ToWorker =
   /** Continues the current run where it stopped, up to `epochs` epochs in all. */
   | { type: "continue"; epochs: number }
   /** Stops after the current step; the state stays, ready to continue or download. */
-  | { type: "stop" };
+  | { type: "stop" }
+  /** Sent when the page opens: gets onnxruntime-web's WASM compiled and optimised before the first Start. */
+  | { type: "warm"; model: string; batchSize: number; ortBase: string; threads: number };
 
 /** A training step as the page sees it: fit()'s StepInfo plus its time. */
 export interface StepPoint extends Pick<StepInfo, "step" | "epoch" | "batch" | "batches" | "loss"> {
@@ -54,4 +56,6 @@ export type FromWorker =
   | { type: "steps"; points: StepPoint[] }
   | { type: "epoch"; point: EpochPoint; snapshot: Snapshot }
   | { type: "end"; status: "completed" | "interrupted" | "diverged"; snapshot: Snapshot; seconds: number }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  /** The warm-up ended: how many blank steps it ran, in how long, and the first and last step times (ms). */
+  | { type: "warmed"; runs: number; ms: number; firstMs: number; lastMs: number };
