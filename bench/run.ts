@@ -4,7 +4,9 @@
  * PyTorch's alternating (A B A B ...) for --rounds rounds; we report medians and the median per-round ratio, over
  * all rounds and separately over the calm rounds (no other process busy before and after the round) and the
  * contended ones (bench/harness.ts interleave).
- *   npm run bench -- [--rounds 5] [--threads 2] [--model mycnn] [--what step,epoch,eval]
+ *   npm run bench -- [--rounds 5] [--threads 2] [--model mycnn] [--what step,epoch,eval] [--before]
+ * --before adds a third candidate: ours with every speed lever of issue 14 off (the step as it was before them:
+ * the conv input gradient by a flipped-weight Conv), so before and after are measured in the same rounds.
  */
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
@@ -17,6 +19,7 @@ const { values: a } = parseArgs({
     threads: { type: "string", default: "2" },
     model: { type: "string", default: "mycnn" },
     what: { type: "string", default: "step,epoch,eval" },
+    before: { type: "boolean", default: false },
   },
 });
 const rounds = Number(a.rounds);
@@ -57,6 +60,14 @@ for (const what of a.what!.split(",")) {
         return m.value;
       },
     },
+    ...(a.before
+      ? [
+          {
+            name: "ours_before",
+            run: async () => pick(await runOurs(["--what", what, "--model", a.model!, "--col2im", "off", ...common]), what, key, evalFilter).value,
+          },
+        ]
+      : []),
     ...(torch
       ? [
           {
@@ -82,6 +93,14 @@ for (const what of a.what!.split(",")) {
     "ours / pytorch, all rounds": r.ratios["ours/pytorch"],
     "calm rounds: ratio (rounds)": torch ? ratio(r.calm) : undefined,
     "contended rounds: ratio (rounds)": torch ? ratio(r.contended) : undefined,
+    ...(a.before
+      ? {
+          "before (levers off)": r.medians.ours_before,
+          "before / pytorch, all rounds": torch ? median(r.samples.ours_before.map((x, i) => x / r.samples.pytorch[i])) : undefined,
+          "before / pytorch, calm rounds": torch && r.calm.rounds ? median(r.load.flatMap((l, i) => (l.calm ? [r.samples.ours_before[i] / r.samples.pytorch[i]] : []))) : undefined,
+          "ours / before": r.ratios["ours/ours_before"],
+        }
+      : {}),
   });
 }
 if (rss.ours.length) rows.push({ measurement: "peak RSS while training one epoch (MB)", ours: median(rss.ours), pytorch: rss.pytorch.length ? median(rss.pytorch) : undefined });
