@@ -152,18 +152,30 @@ export class Trainer {
     return feeds;
   }
 
-  /** One optimizer step on a batch of n images ([n, C, H, W] floats) and labels. */
-  async trainStep(images: Float32Array, labels: BigInt64Array, n = labels.length): Promise<StepResult> {
-    const src = this.sets[this.cur];
-    const dst = this.sets[1 - this.cur];
+  /** The training step's inputs: the batch, the current state, the step number, `lr` and the Dropout noise. */
+  private trainFeeds(images: Float32Array, labels: BigInt64Array, n: number, lr: number): Record<string, Tensor> {
     const T = this.ort.Tensor;
-    const feeds: Record<string, Tensor> = {
+    return {
       ...this.batchFeeds(images, labels, n),
-      ...src,
+      ...this.sets[this.cur],
       [io.step]: new T("int64", BigInt64Array.of(BigInt(this.stepCount)), []),
-      [io.lr]: new T("float32", Float32Array.of(this.lr), []),
+      [io.lr]: new T("float32", Float32Array.of(lr), []),
       ...this.noiseFeeds(n),
     };
+  }
+
+  /** The evaluation graph's inputs: the batch, the current parameters and buffers. */
+  private evalFeeds(images: Float32Array, labels: BigInt64Array, n: number): Record<string, Tensor> {
+    const s = this.sets[this.cur];
+    const feeds: Record<string, Tensor> = { ...this.batchFeeds(images, labels, n), [io.params]: s[io.params] };
+    if (s[io.buffers]) feeds[io.buffers] = s[io.buffers];
+    return feeds;
+  }
+
+  /** One optimizer step on a batch of n images ([n, C, H, W] floats) and labels. */
+  async trainStep(images: Float32Array, labels: BigInt64Array, n = labels.length): Promise<StepResult> {
+    const dst = this.sets[1 - this.cur];
+    const feeds = this.trainFeeds(images, labels, n, this.lr);
     const stateNames = Object.keys(dst);
     let out: Record<string, Tensor>;
     if (this.preallocate) {
@@ -186,20 +198,10 @@ export class Trainer {
    * without this the first step of a page took ~0.8 s and the first epoch ~2.3x as long as the third (README).
    */
   async warmUp(runs = 1, n = 8): Promise<void> {
-    const T = this.ort.Tensor;
-    const px = this.program.plan.inputShape.reduce((a, b) => a * b, 1);
-    const images = new Float32Array(n * px);
+    const images = new Float32Array(n * this.program.plan.inputShape.reduce((a, b) => a * b, 1));
     const labels = new BigInt64Array(n);
-    const src = this.sets[this.cur];
-    const feeds: Record<string, Tensor> = {
-      ...this.batchFeeds(images, labels, n),
-      ...src,
-      [io.step]: new T("int64", BigInt64Array.of(BigInt(this.stepCount)), []),
-      [io.lr]: new T("float32", Float32Array.of(0), []),
-      ...this.noiseFeeds(n),
-    };
-    const evalFeeds: Record<string, Tensor> = { ...this.batchFeeds(images, labels, n), [io.params]: src[io.params] };
-    if (src[io.buffers]) evalFeeds[io.buffers] = src[io.buffers];
+    const feeds = this.trainFeeds(images, labels, n, 0);
+    const evalFeeds = this.evalFeeds(images, labels, n);
     for (let i = 0; i < runs; i++) {
       await this.train.run(feeds); // outputs allocated by the session and dropped: the state is not touched
       await this.evaluate.run(evalFeeds);
@@ -208,10 +210,7 @@ export class Trainer {
 
   /** Loss, number correct and logits on a batch, with the current parameters (BatchNorm in inference mode). */
   async evalStep(images: Float32Array, labels: BigInt64Array, n = labels.length): Promise<StepResult & { logits: Float32Array }> {
-    const s = this.sets[this.cur];
-    const feeds: Record<string, Tensor> = { ...this.batchFeeds(images, labels, n), [io.params]: s[io.params] };
-    if (s[io.buffers]) feeds[io.buffers] = s[io.buffers];
-    const out = (await this.evaluate.run(feeds)) as Record<string, Tensor>;
+    const out = (await this.evaluate.run(this.evalFeeds(images, labels, n))) as Record<string, Tensor>;
     return { loss: Number(out[io.loss].data[0]), correct: Number(out[io.correct].data[0]), logits: out[io.logits].data as Float32Array };
   }
 
