@@ -108,7 +108,7 @@ async function warm(m: Extract<ToWorker, { type: "warm" }>): Promise<void> {
 async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const s = m.settings;
   post({ type: "status", text: "getting onnxruntime-web ready…" });
-  await warming.catch(() => undefined); // a failed warm-up only costs speed; start reports its own errors
+  await warming;
   setupOrt(m.ortBase, m.threads);
   const all = await loadData(m.dataUrl);
   if (s.trainCount > all.train.count || s.testCount > all.test.count)
@@ -248,7 +248,7 @@ scope.onmessage = (ev: MessageEvent<ToWorker>) => {
     return;
   }
   if (m.type === "warm") {
-    warming = warm(m);
+    warming = warm(m).catch(() => undefined); // a failed warm-up only costs speed; start reports its own errors
     return;
   }
   if (running) return post({ type: "error", message: "training is already running; stop it first" });
