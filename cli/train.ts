@@ -13,7 +13,7 @@ import { UserError } from "../src/node/files.ts";
 /** The parsed flags: the training options plus the dashboard's. */
 interface Args extends Omit<TrainOptions, "optimizer" | "lrSchedule" | "augment" | "threads">, AugmentFlags {
   optimizer: string;
-  /** A string from the command line; a number or "auto" once checkTrainArgs has run. */
+  /** As given on the command line: checkTrainArgs turns it into a count or "auto". */
   threads?: string | number;
   lrSchedule?: string;
   dashboard?: boolean;
@@ -47,17 +47,17 @@ export const trainOptions = {
   host: { type: "string", default: "127.0.0.1", describe: "dashboard address to listen on", requiresArg: true },
 } as const;
 
-/** Checks the flags; returns the pixel convention of an imported model (see checkModelOptions). */
-export function checkTrainArgs(a: Args): PixelConvention | undefined {
+/** Checks the flags; returns the pixel convention of an imported model (see checkModelOptions) and the thread count. */
+export function checkTrainArgs(a: Args): { pixels: PixelConvention | undefined; threads: number | "auto" | undefined } {
   const pixels = checkModelOptions(a);
   checkNumber("epochs", a.epochs, { integer: true, min: 1 });
   checkNumber("batch-size", a.batchSize, { integer: true, min: 1 });
-  a.threads = parseThreadsFlag(a.threads);
+  const threads = parseThreadsFlag(a.threads);
   checkNumber("train-limit", a.trainLimit, { integer: true, min: 1 });
   checkNumber("test-limit", a.testLimit, { integer: true, min: 1 });
   checkPort(a.port);
   augmentConfigOf(a);
-  return pixels;
+  return { pixels, threads };
 }
 
 interface AugmentFlags {
@@ -98,7 +98,7 @@ export function augmentConfigOf(a: AugmentFlags): AugmentConfig | undefined {
 
 /** Trains with a progress bar on stderr and one line per epoch on stdout. Returns the process exit code. */
 export async function trainWithUi(a: Args): Promise<{ code: number; dir: string }> {
-  const pixels = checkTrainArgs(a);
+  const { pixels, threads } = checkTrainArgs(a);
   const tty = process.stderr.isTTY;
   const bar = new cliProgress.SingleBar(
     {
@@ -135,7 +135,7 @@ export async function trainWithUi(a: Args): Promise<{ code: number; dir: string 
       const mod = await import("../src/dashboard/server.ts");
       dashboard = await mod.startDashboard({ listening: port, runDirs: a.resume ? [a.resume] : [], live: true });
     }
-    const outcome = await trainRun({ ...a, pixels, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined, augment: augmentConfigOf(a), threads: parseThreadsFlag(a.threads) }, {
+    const outcome = await trainRun({ ...a, pixels, optimizer: a.optimizer as OptimizerName, lrSchedule: a.lrSchedule as LrSchedule | undefined, augment: augmentConfigOf(a), threads }, {
       onStart: async (info) => {
         runDir = info.dir;
         for (const rec of early.splice(0)) dashboard?.publish(runDir, rec);

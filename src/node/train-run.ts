@@ -7,7 +7,7 @@ import { chooseThreads } from "./threads.ts";
 import { applyInitWeights } from "../interop/node.ts";
 import * as ort from "onnxruntime-node";
 import type { PixelConvention } from "../ir/ir.ts";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
 import { buildProgram, initialValues, planModel } from "../program/program.ts";
 import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
@@ -175,13 +175,10 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
     throw new UserError(`the model takes input [${dims.join(", ")}], the data has [1, ${data.train.rows}, ${data.train.cols}] images: set "input": [1, ${data.train.rows}, ${data.train.cols}] in the spec`);
   // Auto (null) is resolved here and recorded in config.json and the checkpoints, so that --resume runs with the
   // same count: thread counts can change float rounding (onnxruntime splits long MatMul sums between threads).
-  let threadsNote: string;
-  if (config.threads === null) {
-    const c = await chooseThreads();
-    config.threads = c.threads;
-    threadsNote = `${c.threads} thread${c.threads > 1 ? "s" : ""} (auto: ${c.idle.toFixed(1)} of ${c.cores} cores idle)`;
-  } else threadsNote = `${config.threads} thread${config.threads > 1 ? "s" : ""}`;
-  const threads = config.threads;
+  const auto = config.threads === null ? await chooseThreads() : undefined;
+  if (auto) config.threads = auto.threads;
+  const threads = config.threads as number;
+  const threadsNote = `${threads} thread${threads > 1 ? "s" : ""}` + (auto ? ` (auto: ${auto.idle.toFixed(1)} of ${auto.cores} cores idle)` : "");
   const trainer = await Trainer.create(ort, program, state, { threads, noiseSeed: config.seed });
   const augmentConfig = config.augment ?? undefined;
   // No spinning in the augmentation session's threads: they would compete with the training session's
