@@ -212,9 +212,7 @@ export function drawBatch(c: AugmentConfig, rng: Rng, n: number, rows: number, c
   const stroke = c.stroke > 0 ? new Float32Array(n) : undefined;
   for (let i = 0; i < n; i++) {
     theta.set(affineTheta(drawAffine(c, rng, rows, cols), rows, cols), i * 6);
-    if (stroke) {
-      stroke[i] = rng.uniform(-c.stroke, c.stroke);
-    }
+    if (stroke) stroke[i] = rng.uniform(-c.stroke, c.stroke);
   }
   let noise: Float32Array | undefined;
   if (c.elasticAlpha > 0) {
