@@ -1,6 +1,6 @@
 /** Reductions over static axes. Axes are inputs (ReduceSum: opset 13+; ReduceMean, ReduceMax: opset 18+, attribute before). */
 import type { Dim, Value } from "../graph/value.ts";
-import { defineOp, one, req } from "./op.ts";
+import { defineOp, one, req, type OutSpec } from "./op.ts";
 
 interface ReduceAttrs {
   axes: number[];
@@ -16,6 +16,11 @@ function reduced(x: Value, { axes, keepdims }: ReduceAttrs): Dim[] {
     else if (keepdims) out.push(1);
   });
   return out;
+}
+
+/** A ReduceMean/ReduceMax node: axes as an input from opset 18, as an attribute before. */
+function emitReduce(g: import("./builder.ts").G, op: "ReduceMean" | "ReduceMax", x: Value | undefined, { axes, keepdims }: ReduceAttrs, out: OutSpec): Value[] {
+  return g.opset >= 18 ? g.node(op, [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out]) : g.node(op, [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]);
 }
 
 /** The cotangent of a reduction, with the reduced axes put back as size 1, broadcast to x's shape. */
@@ -37,10 +42,7 @@ export const reduceSum = defineOp<ReduceAttrs>({
 export const reduceMean = defineOp<ReduceAttrs>({
   onnx: "ReduceMean",
   infer: ([x], a) => [{ shape: reduced(req(x, "x"), a), dtype: req(x, "x").dtype }],
-  emit: (g, [x], { axes, keepdims }, [out]) =>
-    g.opset >= 18
-      ? g.node("ReduceMean", [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out])
-      : g.node("ReduceMean", [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]),
+  emit: (g, [x], a, [out]) => emitReduce(g, "ReduceMean", x, a, out),
   vjp: (g, dys, { inputs: [x], outputs: [y], attrs }) => {
     const dims = attrs.axes.map((a) => x!.shape[a < 0 ? a + x!.shape.length : a]);
     const count = dims.every((d) => typeof d === "number") ? g.scalar((dims as number[]).reduce((p, d) => p * d, 1)) : g.countRatio(x!, y);
@@ -58,10 +60,7 @@ export const reduceMax = defineOp<ReduceAttrs>({
     if (a.axes.length !== 1) throw new Error(`internal error: ReduceMax over ${a.axes.length} axes (one is supported)`);
     return [{ shape: reduced(req(x, "x"), a), dtype: req(x, "x").dtype }];
   },
-  emit: (g, [x], { axes, keepdims }, [out]) =>
-    g.opset >= 18
-      ? g.node("ReduceMax", [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out])
-      : g.node("ReduceMax", [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]),
+  emit: (g, [x], a, [out]) => emitReduce(g, "ReduceMax", x, a, out),
   vjp: (g, dys, { inputs: [x], attrs }) => {
     const rank = x!.shape.length;
     const axis = attrs.axes[0] < 0 ? attrs.axes[0] + rank : attrs.axes[0];
