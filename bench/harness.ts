@@ -98,6 +98,16 @@ export function describeLoad(load: RoundLoad[]): string {
     .join("\n");
 }
 
+/** Runs bench/ours.ts (one measurement in a fresh process) with `args`; resolves to the JSON objects it printed. */
+export function runOurs(args: string[]): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./ours.ts", import.meta.url)), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("close", (code) => (code === 0 ? resolve(out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))) : reject(new Error(`bench/ours.ts failed (${code})`))));
+  });
+}
+
 /** True if /usr/bin/python3 can import torch. */
 export function hasTorch(): boolean {
   return spawnSync(PYTHON, ["-c", "import torch"], { stdio: "ignore" }).status === 0;

@@ -8,11 +8,9 @@
  * paired()): under load that changes by the second, pairing adjacent blocks cancels far more of it.
  */
 import * as ort from "onnxruntime-node";
-import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
-import { interleave, markdownTable, median } from "./harness.ts";
+import { interleave, markdownTable, median, runOurs } from "./harness.ts";
 import { buildProgram, initialValues } from "../src/program/program.ts";
 import { builtinSpec } from "../src/nn/spec.ts";
 import { optimizerConfig } from "../src/optim/optimizer.ts";
@@ -34,15 +32,6 @@ const { values: a } = parseArgs({
 });
 
 const switchOf: Record<string, keyof Lowering> = { col2im: "col2im", "block-pool": "blockPool" };
-
-function runOurs(args: string[]): Promise<Record<string, unknown>[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./ours.ts", import.meta.url)), ...args], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("close", (code) => (code === 0 ? resolve(out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))) : reject(new Error(`bench/ours.ts failed (${code})`))));
-  });
-}
 
 type Step = () => Promise<void>;
 

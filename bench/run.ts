@@ -8,10 +8,9 @@
  * --before adds a third candidate: ours with every speed lever of issue 14 off (the step as it was before them:
  * the conv input gradient by a flipped-weight Conv), so before and after are measured in the same rounds.
  */
-import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { CALM_BUSY, describeLoad, hasTorch, interleave, markdownTable, median, runPython } from "./harness.ts";
+import { CALM_BUSY, describeLoad, hasTorch, interleave, markdownTable, median, runOurs, runPython } from "./harness.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -25,15 +24,6 @@ const { values: a } = parseArgs({
 const rounds = Number(a.rounds);
 const common = ["--threads", a.threads!, "--batch-size", "128"];
 const spec = fileURLToPath(new URL(`../src/nn/models/${a.model}.json`, import.meta.url));
-
-function runOurs(args: string[]): Promise<Record<string, unknown>[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./ours.ts", import.meta.url)), ...args], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("close", (code) => (code === 0 ? resolve(out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))) : reject(new Error(`bench/ours.ts failed (${code})`))));
-  });
-}
 
 if (!hasTorch()) {
   console.error("PyTorch is not available for /usr/bin/python3 (apt-get install python3-torch); measuring ours only.");
