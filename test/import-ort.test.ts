@@ -9,8 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import * as ort from "onnxruntime-node";
 import { importOnnx } from "../src/ir/import.ts";
 import type { ModelIR } from "../src/ir/ir.ts";
-import { loadMnist } from "../src/data/node.ts";
-import { importModels, type ImportModel } from "./helpers/import-models.ts";
+import { firstTestImages, importModels, type ImportModel } from "./helpers/import-models.ts";
 import { irToOnnx } from "./helpers/ir-onnx.ts";
 
 const N = 1000;
@@ -18,8 +17,7 @@ let models: ImportModel[];
 let images: Float32Array;
 beforeAll(async () => {
   models = await importModels();
-  const data = loadMnist(undefined, { trainLimit: 1, testLimit: N });
-  images = Float32Array.from(data.test.images.subarray(0, N * 784), (v) => v / 255);
+  images = firstTestImages(N);
 });
 
 const imageDims = (ir: ModelIR, n: number) => [n, ...(ir.input.shape.slice(1) as number[])];

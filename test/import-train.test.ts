@@ -16,16 +16,15 @@ import { Trainer } from "../src/runtime/trainer.ts";
 import { encodeModel } from "../src/onnx/proto.ts";
 import { loadMnist } from "../src/data/node.ts";
 import { Rng } from "../src/random.ts";
-import { normal } from "./helpers/gradcheck.ts";
-import { importModels, type ImportModel } from "./helpers/import-models.ts";
+import { maxAbsDiff, normal, paramTangent, relNorm } from "./helpers/gradcheck.ts";
+import { firstTestImages, importModels, type ImportModel } from "./helpers/import-models.ts";
 
 const N = 1000;
 let models: ImportModel[];
 let images: Float32Array;
 beforeAll(async () => {
   models = await importModels();
-  const data = loadMnist(undefined, { trainLimit: 1, testLimit: N });
-  images = Float32Array.from(data.test.images.subarray(0, N * 784), (v) => v / 255);
+  images = firstTestImages(N);
 });
 const byFile = (f: string) => models.find((m) => m.file === f)!;
 const importIt = (m: ImportModel) => importOnnx(m.bytes(), { source: m.file });
@@ -46,20 +45,6 @@ async function infer(bytes: Uint8Array, ir: ModelIR, x: Float32Array, n: number,
   return out;
 }
 
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-const relNorm = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-};
 
 describe("the inference model of an imported model (buildInferenceModel)", () => {
   it("equals onnxruntime on the original file (eval-mode exports, 1,000 MNIST test images) and PyTorch's scores", async () => {
@@ -70,7 +55,7 @@ describe("the inference model of an imported model (buildInferenceModel)", () =>
       const ours = buildInferenceModel(plan, params, buffers);
       if (m.mode === "eval") {
         const theirs = await infer(m.bytes(), ir, images, N, m.batch === "fixed");
-        const diff = maxAbs(await infer(ours, ir, images, N), theirs);
+        const diff = maxAbsDiff(await infer(ours, ir, images, N), theirs);
         expect(diff, `${m.file}: max |ours - onnxruntime on the original| = ${diff}`).toBeLessThan(1e-4);
       }
       // Against PyTorch (eval mode) on the reference batch, through the output (scores for logits outputs).
@@ -79,7 +64,7 @@ describe("the inference model of an imported model (buildInferenceModel)", () =>
       const out = await infer(ours, ir, x.data, x.shape[0]);
       const logits = Float32Array.from(ref.get("logits")!.data);
       const expected = ir.output.kind === "logits" ? logits : softmaxRows(logits, ir.classes, ir.output.kind === "log-probabilities");
-      const diff = maxAbs(out, expected);
+      const diff = maxAbsDiff(out, expected);
       expect(diff, `${m.file}: max |ours - PyTorch| = ${diff}`).toBeLessThan(1e-4);
     }
   }, 900_000);
@@ -125,13 +110,7 @@ describe("whole-model gradient of an imported model, every parameter, against fi
     for (const spec of plan.params) {
       // As test/model-grad.test.ts: along the analytic gradient plus a random direction, no element moved by
       // more than h; float32 rounding of the loss over 2h bounds the absolute tolerance.
-      const t = new Float32Array(params.length);
-      const r = Array.from({ length: spec.size }, () => normal(rng));
-      const gNorm = Math.hypot(...grad.subarray(spec.offset, spec.offset + spec.size)) || 1;
-      const rNorm = Math.hypot(...r);
-      for (let k = 0; k < spec.size; k++) t[spec.offset + k] = grad[spec.offset + k] / gNorm + r[k] / rNorm;
-      const tMax = t.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
-      for (let k = 0; k < t.length; k++) t[k] /= tMax;
+      const t = paramTangent(grad, spec, params.length, rng);
       const h = 3e-5;
       const lossAt = async (s: number) => (await run(params.map((p, i) => p + s * t[i]))).loss.data[0] as number;
       const numeric = ((await lossAt(h)) - (await lossAt(-h))) / (2 * h);
@@ -192,10 +171,10 @@ describe("one Adam step from the exported weights equals PyTorch's", () => {
         const b = theirs!.filter((_, i) => keep(i));
         const dropped = mine.length - a.length;
         noisy += dropped;
-        if (dropped) expect(maxAbs(mine, theirs!), `${t.name}: noise-dominated elements move by at most 2 lr`).toBeLessThanOrEqual(2e-3);
-        const msg = `${file} ${t.name}: relative error ${relNorm(a, b)}, max abs ${maxAbs(a, b)} (${dropped} noise-dominated elements left out)`;
+        if (dropped) expect(maxAbsDiff(mine, theirs!), `${t.name}: noise-dominated elements move by at most 2 lr`).toBeLessThanOrEqual(2e-3);
+        const msg = `${file} ${t.name}: relative error ${relNorm(a, b)}, max abs ${maxAbsDiff(a, b)} (${dropped} noise-dominated elements left out)`;
         // Adam turns PyTorch's ~1e-9 gradient noise on such a bias into a step of up to ~3 lr (README).
-        if (exceptions.has(t.name)) expect(maxAbs(mine, theirs!), msg).toBeLessThanOrEqual(4e-3);
+        if (exceptions.has(t.name)) expect(maxAbsDiff(mine, theirs!), msg).toBeLessThanOrEqual(4e-3);
         else expect(relNorm(a, b), msg).toBeLessThan(2e-5);
         compared++;
       }
@@ -233,8 +212,8 @@ describe("round trip: the mycnn spec, exported and imported back", () => {
       await trainer.release();
     }
     expect(runs[1].losses).toEqual(runs[0].losses);
-    expect(maxAbs(runs[1].state.params, runs[0].state.params)).toBe(0);
-    expect(maxAbs(runs[1].state.buffers, runs[0].state.buffers)).toBe(0);
+    expect(maxAbsDiff(runs[1].state.params, runs[0].state.params)).toBe(0);
+    expect(maxAbsDiff(runs[1].state.buffers, runs[0].state.buffers)).toBe(0);
     expect(runs[0].losses[2]).toBeLessThan(runs[0].losses[0]); // it did train
   }, 600_000);
 });

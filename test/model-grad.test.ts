@@ -10,7 +10,7 @@ import { builtinSpec } from "../src/nn/spec.ts";
 import { optimizerConfig } from "../src/optim/optimizer.ts";
 import { encodeModel } from "../src/onnx/proto.ts";
 import { Rng } from "../src/random.ts";
-import { normal } from "./helpers/gradcheck.ts";
+import { normal, paramTangent } from "./helpers/gradcheck.ts";
 
 async function check(modelName: string) {
   const plan = planModel(builtinSpec(modelName));
@@ -30,17 +30,10 @@ async function check(modelName: string) {
   const grad = (await run(params))["params.grad"].data as Float32Array;
   const results = [];
   for (const spec of plan.params) {
-    // Tangent on this parameter only: its analytic gradient's direction plus a random direction, scaled so
-    // that no element moves by more than h. Along the gradient a wrong gradient shows most; the random part
-    // catches errors in other directions. h is small so that few ReLU/max-pool kinks are crossed (their error
-    // grows with h) while float32 rounding of the loss (~ulp(L) / 2h) stays well below the tolerance.
-    const t = new Float32Array(params.length);
-    const r = Array.from({ length: spec.size }, () => normal(rng));
-    const gNorm = Math.hypot(...grad.subarray(spec.offset, spec.offset + spec.size)) || 1;
-    const rNorm = Math.hypot(...r);
-    for (let k = 0; k < spec.size; k++) t[spec.offset + k] = grad[spec.offset + k] / gNorm + r[k] / rNorm;
-    const tMax = Math.max(...t.map(Math.abs));
-    for (let k = 0; k < t.length; k++) t[k] /= tMax;
+    // Tangent on this parameter only (see paramTangent), no element moved by more than h. h is small so that few
+    // ReLU/max-pool kinks are crossed (their error grows with h) while float32 rounding of the loss
+    // (~ulp(L) / 2h) stays well below the tolerance.
+    const t = paramTangent(grad, spec, params.length, rng);
     const h = 3e-5;
     const lossAt = async (step: number) => (await run(params.map((p, i) => p + step * t[i]))).loss.data[0] as number;
     const numeric = ((await lossAt(h)) - (await lossAt(-h))) / (2 * h);

@@ -17,6 +17,7 @@ import { builtinSpec } from "../src/nn/spec.ts";
 import { optimizerConfig, type OptimizerConfig } from "../src/optim/optimizer.ts";
 import { Trainer } from "../src/runtime/trainer.ts";
 import { loadMnist } from "../src/data/node.ts";
+import { maxAbsDiff, relNorm } from "./helpers/gradcheck.ts";
 
 const B = 64;
 const K = 2;
@@ -81,26 +82,16 @@ describe("a training step equals PyTorch's", () => {
       const next = spec.layers[i + 1];
       if (l.type === "conv2d" && next?.type === "batchnorm2d") exceptions.add(`${l.name}.bias`).add(`${next.name}.running_mean`);
     });
-    const relNorm = (a: Float32Array, b: Float32Array) => {
-      let num = 0;
-      let den = 0;
-      for (let i = 0; i < a.length; i++) {
-        num += (a[i] - b[i]) ** 2;
-        den += b[i] ** 2;
-      }
-      return Math.sqrt(num / Math.max(den, 1e-30));
-    };
-    const maxAbs = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
     let compared = 0;
     for (const [name, mine] of ours) {
       const theirs = ref.get(name)?.data;
       expect(theirs, `PyTorch output lacks ${name}`).toBeDefined();
       const stateOf = name.match(/^(?:adam|adamw)\.[mv]\.(.*)$|^sgd\.momentum\.(.*)$/);
       const base = stateOf ? (stateOf[1] ?? stateOf[2]) : name;
-      const msg = `${name}: relative error ${relNorm(mine, theirs!)}, max |ours - PyTorch| ${maxAbs(mine, theirs!)}`;
+      const msg = `${name}: relative error ${relNorm(mine, theirs!)}, max |ours - PyTorch| ${maxAbsDiff(mine, theirs!)}`;
       if (exceptions.has(base)) {
         // Adam turns ~1e-9 gradient noise into steps of up to ~3 lr each (|m^| / sqrt(v^) <= (1-b1)/sqrt(1-b2)).
-        if (!stateOf) expect(maxAbs(mine, theirs!), msg).toBeLessThanOrEqual(4 * K * opt.lr);
+        if (!stateOf) expect(maxAbsDiff(mine, theirs!), msg).toBeLessThanOrEqual(4 * K * opt.lr);
         else expect(mine.every(Number.isFinite), msg).toBe(true);
       } else if (stateOf) {
         // gradient statistics: reductions over up to 64*30*30 terms, summed in a different order

@@ -27,6 +27,40 @@ export function normal(rng: Rng): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
 }
 
+/**
+ * A tangent on one parameter of a flat vector of `total`: its analytic gradient's direction plus a random
+ * direction, scaled so that no element moves by more than 1 (the caller's h). Along the gradient a wrong gradient
+ * shows most; the random part catches errors in other directions.
+ */
+export function paramTangent(grad: Float32Array, spec: { offset: number; size: number }, total: number, rng: Rng): Float32Array {
+  const t = new Float32Array(total);
+  const r = Array.from({ length: spec.size }, () => normal(rng));
+  const gNorm = Math.hypot(...grad.subarray(spec.offset, spec.offset + spec.size)) || 1;
+  const rNorm = Math.hypot(...r);
+  for (let k = 0; k < spec.size; k++) t[spec.offset + k] = grad[spec.offset + k] / gNorm + r[k] / rNorm;
+  const tMax = t.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+  for (let k = 0; k < t.length; k++) t[k] /= tMax;
+  return t;
+}
+
+/** max |a - b| over the elements. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** ||a - b|| / ||b||. */
+export function relNorm(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 function tensor(dtype: DType, data: number[], shape: number[]): ort.Tensor {

@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { hasTorch, PYTHON } from "../../bench/harness.ts";
 import { readTensorDir, type NamedTensor } from "../../bench/tensor-dir.ts";
 import { contentHash } from "../../src/node/files.ts";
+import { loadMnist } from "../../src/data/node.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CACHE = join(ROOT, "node_modules", ".cache", "onnx-mnist-import-models");
@@ -79,4 +80,10 @@ function prune(keep: string): void {
     const path = join(CACHE, name);
     if (path !== keep && !name.endsWith(".tmp")) rmSync(path, { recursive: true, force: true });
   }
+}
+
+/** The first n MNIST test images as pixels in [0,1], [n*784]: what the import tests feed the models. */
+export function firstTestImages(n: number): Float32Array {
+  const data = loadMnist(undefined, { trainLimit: 1, testLimit: n });
+  return Float32Array.from(data.test.images.subarray(0, n * 784), (v) => v / 255);
 }
