@@ -1,10 +1,11 @@
 /**
  * The package as a user gets it. `npm pack` (whose prepack builds dist/: compiled JavaScript, declarations and
  * the web pages), then the tarball installed into an empty project with production dependencies only, and
- * there: the CLI (--version, --help, a short train, eval, serve with a digit drawn and classified in Chromium,
- * dashboard), and a Node script and a browser bundle that import the library entries, are type-checked by tsc
- * against the shipped declarations, and each run one training step. Nothing from the checkout's sources or
- * node_modules is used by the package itself; the checkout only lends the test its tools (tsc, Vite, Chromium).
+ * there: the CLI (--version, --help, a short train, eval on MNIST and on the handwriting suite, serve with a
+ * digit drawn and classified in Chromium, dashboard), and a Node script and a browser bundle that import the
+ * library entries, are type-checked by tsc against the shipped declarations, and each run one training step.
+ * Nothing from the checkout's sources or node_modules is used by the package itself; the checkout only lends
+ * the test its tools (tsc, Vite, Chromium).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
@@ -139,6 +140,10 @@ describe("the installed package", () => {
     const r = JSON.parse(stdout);
     expect(r.count).toBe(10_000);
     expect(r.accuracy).toBeGreaterThan(0);
+    // the handwriting suite ships with the package: its data files are read at run time
+    const suite = JSON.parse((await cli(["eval", "--model", "runs/a/model.onnx", "--suite", "--json"])).stdout);
+    expect(suite.groups.map((g: { name: string }) => g.name)).toEqual(["fonts", "pen", "writers"]);
+    expect(suite.count).toBe(suite.groups.reduce((n: number, g: { count: number }) => n + g.count, 0));
   }, 300_000);
 
   it("serves the demo from the shipped pages: a drawn 1 is classified as 1 in Chromium", async () => {

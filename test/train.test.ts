@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as ort from "onnxruntime-node";
@@ -55,9 +56,13 @@ describe("onnx-mnist train", CLI_RUNS, () => {
   });
 
   it("eval --suite scores the run's model on every digit of the handwriting-from-elsewhere suite, by class and by part", () => {
-    const meta = JSON.parse(readFileSync("src/data/suite/suite.json", "utf8")) as { groups: { name: string; start: number; count: number }[] };
+    const drawn = JSON.parse(readFileSync("src/data/suite/suite.json", "utf8")) as { groups: { name: string; start: number; count: number }[] };
+    expect(drawn.groups.map((g) => g.name)).toEqual(["fonts", "pen"]);
+    // then the writers: the 1,797 digits of UCI's test set, one per line of its CSV
+    const writers = gunzipSync(readFileSync("src/data/suite/optdigits-test.csv.gz")).toString().trim().split("\n").length;
+    expect(writers).toBe(1797);
+    const meta = { groups: [...drawn.groups, { name: "writers", count: writers }] };
     const total = meta.groups.reduce((n, g) => n + g.count, 0);
-    expect(meta.groups.map((g) => g.name)).toEqual(["fonts", "pen"]);
     const r = cli("eval", "--model", join(root, "small", "model.onnx"), "--suite", "--json");
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out);
@@ -71,7 +76,7 @@ describe("onnx-mnist train", CLI_RUNS, () => {
     expect(j.accuracy).toBeGreaterThan(0.5); // 2,000 MNIST images already read most of these digits
     expect(j.accuracy).toBeLessThan(1);
     const text = cli("eval", "--model", join(root, "small", "model.onnx"), "--suite");
-    expect(text.out).toMatch(new RegExp(`suite accuracy [\\d.]+% on ${total.toLocaleString("en-US")} images .*; fonts [\\d.]+% \\(`));
+    expect(text.out).toMatch(new RegExp(`suite accuracy [\\d.]+% on ${total.toLocaleString("en-US")} images .*; fonts [\\d.]+% \\(1,407\\), pen [\\d.]+% \\(500\\), writers [\\d.]+% \\(1,797\\)`));
   });
 
   it("model.onnx of a run predicts exactly what the trainer's eval step does", async () => {
