@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
-import { toMnistInput } from "../src/image/preprocess.ts";
+import { extreme, toMnistInput, UNEVEN_BORDER } from "../src/image/preprocess.ts";
 import { decodeImage } from "../src/image/decode.ts";
 import { ImageError } from "../src/image/error.ts";
 import { loadMnist } from "../src/data/node.ts";
@@ -181,6 +181,103 @@ describe("toMnistInput", () => {
     const a = preprocess(canvas).pixels;
     const b = preprocess({ ...canvas, rgba: canvas.rgba.slice() }).pixels;
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+  });
+});
+
+/**
+ * A photo of a digit on paper: the paper's brightness at each pixel is `light(x, y)` (0..1 of white), ink
+ * darkens it by 85 % of the digit's intensity (ink and paper both reflect the same light), plus `grain`.
+ */
+function photo(d: Uint8Array, light: (x: number, y: number) => number, o: { side?: number; grain?: (x: number, y: number) => number } = {}): Canvas {
+  const side = o.side ?? 140;
+  const k = side / 28;
+  const rgba = new Uint8Array(side * side * 4);
+  for (let y = 0; y < side; y++)
+    for (let x = 0; x < side; x++) {
+      const v = d[Math.floor(y / k) * 28 + Math.floor(x / k)] / 255;
+      const g = Math.max(0, Math.min(255, Math.round(240 * light(x / side, y / side) * (1 - 0.85 * v) + (o.grain?.(x, y) ?? 0))));
+      rgba.set([g, g, g, 255], 4 * (y * side + x));
+    }
+  return { width: side, height: side, rgba };
+}
+
+describe("toMnistInput on photos: paper that is not evenly lit", () => {
+  const lights: [string, (x: number, y: number) => number][] = [
+    ["light falling off across the page (100 % to 50 %)", (x) => 1 - 0.5 * x],
+    ["a vignette (100 % in the middle, 20 % in the corners)", (x, y) => 1 - 0.4 * (((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.25)],
+    ["a shadow over one corner (60 % under it)", (x, y) => (x + y < 1 ? 1 : 0.6)],
+  ];
+  it.each(lights)("%s: the same digit as on evenly lit paper", (_name, light) => {
+    const corr: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const even = preprocess(photo(digit(i), () => 1)).pixels;
+      const lit = preprocess(photo(digit(i), light));
+      corr.push(correlation(lit.pixels, even));
+    }
+    corr.sort((a, b) => a - b);
+    expect(corr[15]).toBeGreaterThan(0.95); // median
+    expect(corr[3]).toBeGreaterThan(0.85); // and nearly all of them
+  });
+
+  it("reads evenly lit paper with grain the way it always did: one paper level from the border", () => {
+    // grain within UNEVEN_BORDER: the even path; the digit comes out as from clean paper
+    const grain = (x: number, y: number) => (((x * 7 + y * 13) % 17) / 16 - 0.5) * (UNEVEN_BORDER - 4);
+    for (let i = 0; i < 10; i++) {
+      const clean = preprocess(photo(digit(i), () => 1)).pixels;
+      expect(correlation(preprocess(photo(digit(i), () => 1, { grain })).pixels, clean)).toBeGreaterThan(0.95);
+    }
+  });
+
+  it("a scan whose digit runs into the border is still even paper: the same input as with a margin around it", () => {
+    // UCI-style: thick blocky strokes that reach the edges of the frame (the base of a 2 along the bottom row)
+    const cells = ["..#X#...", "..XX#...", "..X.X...", ".#X.X...", "..#.X...", "...XX...", "..XXXXX#", "..#XXXXX"];
+    const draw = (margin: number) => {
+      const side = 96 + 2 * margin;
+      const rgba = new Uint8Array(side * side * 4).fill(255);
+      for (let y = 0; y < 96; y++)
+        for (let x = 0; x < 96; x++) {
+          const c = cells[Math.floor(y / 12)][Math.floor(x / 12)];
+          const g = c === "X" ? 0 : c === "#" ? 128 : 255;
+          rgba.fill(g, 4 * ((y + margin) * side + x + margin), 4 * ((y + margin) * side + x + margin) + 3);
+        }
+      return toMnistInput(rgba, side, side).pixels;
+    };
+    expect(Buffer.from(draw(0).buffer).equals(Buffer.from(draw(20).buffer))).toBe(true);
+  });
+
+  it("light ink on an unevenly lit dark ground (chalk on a board) is read as ink too, as evenly across the page", () => {
+    const side = 140;
+    const corr: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      // a grey board (reflectance 80/255) and chalk of up to 240/255, lit from 100 % down to 50 % across
+      const p = photo(digit(i), () => 1);
+      for (let y = 0; y < side; y++)
+        for (let x = 0; x < side; x++) {
+          const v = digit(i)[Math.floor(y / 5) * 28 + Math.floor(x / 5)] / 255;
+          p.rgba.fill(Math.round((1 - (0.5 * x) / side) * (80 + 160 * v)), 4 * (y * side + x), 4 * (y * side + x) + 3);
+        }
+      corr.push(correlation(preprocess(p).pixels, preprocess(photo(digit(i), () => 1)).pixels));
+    }
+    corr.sort((a, b) => a - b);
+    expect(corr[5]).toBeGreaterThan(0.95); // median
+    expect(corr[1]).toBeGreaterThan(0.9); // all but one (a centre of mass rounded to the next pixel)
+  });
+
+  it("extreme: every w x w window's maximum and minimum, windows clipped at the edges, as a plain loop finds them", () => {
+    const [W, H] = [13, 9];
+    const src = Float32Array.from({ length: W * H }, (_, i) => (i * 37) % 23);
+    for (const w of [1, 3, 5, 9, 15, 31])
+      for (const f of [Math.max, Math.min]) {
+        const got = extreme(src, W, H, w, f);
+        for (let y = 0; y < H; y++)
+          for (let x = 0; x < W; x++) {
+            let m = f === Math.max ? -Infinity : Infinity;
+            for (let yy = Math.max(0, y - (w >> 1)); yy <= Math.min(H - 1, y + (w >> 1)); yy++)
+              for (let xx = Math.max(0, x - (w >> 1)); xx <= Math.min(W - 1, x + (w >> 1)); xx++) m = f(m, src[yy * W + xx]);
+            expect(got[y * W + x]).toBe(m);
+          }
+      }
+    expect(() => extreme(src, W, H, 4, Math.max)).toThrow(RangeError);
   });
 });
 

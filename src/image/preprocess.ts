@@ -126,7 +126,20 @@ function grayscale(rgba: Uint8Array | Uint8ClampedArray, n: number): Float32Arra
   return gray;
 }
 
-/** Ink strength in [0, 255]: distance from the border's median level towards the ink side. */
+/** A border whose paper level spreads wider than this (5th to 95th percentile) is uneven paper: see unevenPaper. */
+export const UNEVEN_BORDER = 24;
+/** Under light ink, a ground darker than this level counts as this level when ink is measured relative to it. */
+const DARK_GROUND = 32;
+
+/**
+ * Ink strength in [0, 255]. On even paper (a canvas, a scan: see unevenPaper) it is the distance from the
+ * border's median level towards the ink side. A photo's paper is rarely even
+ * (light falling off across the page, a vignette, a shadow): one level for the whole page would read the dim part
+ * of the paper as ink, or the ink in the bright part as paper. There the paper's own level is found around each
+ * pixel by a morphological closing (dark ink) or opening (light ink) with a window wider than a stroke, which
+ * removes the strokes and keeps the paper's gradients and the straight edges of shadows; ink is how much darker
+ * (or, for light ink, lighter) than its paper a pixel is, relative to that paper, as light multiplies both.
+ */
 function inkMap(gray: Float32Array, width: number, height: number, polarity: "auto" | "dark" | "light"): Float32Array {
   const histogram = new Uint32Array(256);
   let count = 0;
@@ -147,10 +160,152 @@ function inkMap(gray: Float32Array, width: number, height: number, polarity: "au
     seen += histogram[background];
     if (seen * 2 >= count) break;
   }
-  const dark = polarity === "dark" || (polarity === "auto" && background >= 128);
   const ink = new Float32Array(gray.length);
-  for (let i = 0; i < gray.length; i++) ink[i] = Math.max(0, dark ? background - gray[i] : gray[i] - background);
+  if (Math.min(width, height) < 8 || !unevenPaper(gray, width, height)) {
+    const dark = polarity === "dark" || (polarity === "auto" && background >= 128);
+    for (let i = 0; i < gray.length; i++) ink[i] = Math.max(0, dark ? background - gray[i] : gray[i] - background);
+    return ink;
+  }
+  // Uneven paper. Most of a page is paper, so its median level tells the polarity when the border cannot (a
+  // vignette darkens the border of white paper). The window is a third of the shorter side: wider than the
+  // strokes of a digit even when it fills the frame, and narrow enough to follow the light across the page.
+  let dark = polarity === "dark";
+  if (polarity === "auto") {
+    const all = new Uint32Array(256);
+    for (let i = 0; i < gray.length; i++) all[Math.round(gray[i])]++;
+    let level = 0;
+    for (let seen = 0; level < 255; level++) if ((seen += all[level]) * 2 >= gray.length) break;
+    dark = level >= 128;
+  }
+  // The light varies slowly: a large photo's paper level is found at about 128 pixels across its shorter side
+  // and enlarged back (bilinear), which keeps a 12-megapixel photo to well under a second.
+  const f = Math.max(1, Math.floor(Math.min(width, height) / 128));
+  const [sw, sh] = [Math.ceil(width / f), Math.ceil(height / f)];
+  const small = f > 1 ? resize(gray, width, 0, 0, width, height, sw, sh) : gray;
+  const w = Math.max(3, Math.round(Math.min(sw, sh) / 3) | 1);
+  // From the page blurred, the level does not follow the peaks of the paper's grain, but it smears the sharp edge
+  // of a shadow (a line of false ink along it); from the page itself it keeps the edge. Dark ink takes the lower
+  // of the two at each pixel, light ink the higher: each is wrong only where it sees more paper than there is.
+  const smooth = boxBlur(small, sw, sh, Math.max(1, Math.round(w / 8) | 1));
+  const [first, then] = dark ? [Math.max, Math.min] : [Math.min, Math.max];
+  const level = paperLevel(smooth, sw, sh, w, first, then);
+  if (smooth !== small) {
+    const sharp = paperLevel(small, sw, sh, w, first, then);
+    for (let i = 0; i < level.length; i++) level[i] = then(level[i], sharp[i]);
+  }
+  const paper = f > 1 ? resize(level, sw, 0, 0, sw, sh, width, height) : level;
+  // Light multiplies paper and ink alike, so ink is measured relative to its paper: the same stroke reads the same
+  // in the light and in the shade. (A dark ground gets a floor, so that its grain in the dark is not magnified.)
+  for (let i = 0; i < gray.length; i++) ink[i] = Math.max(0, (255 * (dark ? paper[i] - gray[i] : gray[i] - paper[i])) / Math.max(paper[i], dark ? 1 : DARK_GROUND));
   return ink;
+}
+
+/**
+ * Whether the paper is unevenly lit, judged from the border, where there is mostly paper, whichever side of the
+ * median level the paper is on (the brighter side under dark ink). Two signs, either enough:
+ * - the paper's own levels spread: light falling off across the page, a vignette;
+ * - going round the border as one loop, the level changes for long stretches: a shadow across the page. Runs of
+ *   ink where a digit touches the border are shorter, and a closing of the loop (an opening, for light ink) that
+ *   fills in runs shorter than a third of the loop removes them first.
+ * A spread of more than UNEVEN_BORDER (5th to 95th percentile) counts. Scans and canvases, whose paper is
+ * one level, stay on the even path, however much of their ink reaches the border.
+ */
+function unevenPaper(gray: Float32Array, width: number, height: number): boolean {
+  const loop: number[] = [];
+  for (let x = 0; x < width; x++) loop.push(gray[x]);
+  for (let y = 1; y < height; y++) loop.push(gray[y * width + width - 1]);
+  for (let x = width - 2; x >= 0; x--) loop.push(gray[(height - 1) * width + x]);
+  for (let y = height - 2; y > 0; y--) loop.push(gray[y * width]);
+  const n = loop.length;
+  const at = (v: number[], q: number) => v[Math.floor(q * (n - 1))];
+  const sorted = [...loop].sort((a, b) => a - b);
+  const dark = at(sorted, 0.5) >= 128;
+  const paperSpread = dark ? at(sorted, 0.95) - at(sorted, 0.55) : at(sorted, 0.45) - at(sorted, 0.05);
+  if (paperSpread > UNEVEN_BORDER) return true;
+  const r = Math.floor(n / 6);
+  const pass = (v: number[], f: (a: number, b: number) => number) => {
+    const ext = Float32Array.from({ length: n + 2 * r }, (_, i) => v[(i - r + n) % n]); // wrapped around
+    return Array.from(extreme1d(ext, 2 * r + 1, f).subarray(r, r + n));
+  };
+  const [first, then] = dark ? [Math.max, Math.min] : [Math.min, Math.max];
+  const stretches = pass(pass(loop, first), then).sort((a, b) => a - b);
+  return at(stretches, 0.95) - at(stretches, 0.05) > UNEVEN_BORDER;
+}
+
+/** The mean of every b x b window (b odd) centred on each pixel, over the window's cells inside the image. */
+function boxBlur(src: Float32Array, width: number, height: number, b: number): Float32Array {
+  if (b === 1) return src;
+  const r = b >> 1;
+  const pass = (get: (i: number) => number, set: (i: number, v: number) => void, n: number) => {
+    let sum = 0;
+    for (let i = 0; i < Math.min(r, n); i++) sum += get(i);
+    for (let i = 0; i < n; i++) {
+      if (i + r < n) sum += get(i + r);
+      if (i - r - 1 >= 0) sum -= get(i - r - 1);
+      set(i, sum / (Math.min(n - 1, i + r) - Math.max(0, i - r) + 1));
+    }
+  };
+  const rows = new Float32Array(src.length);
+  for (let y = 0; y < height; y++) pass((i) => src[y * width + i], (i, v) => (rows[y * width + i] = v), width);
+  const out = new Float32Array(src.length);
+  for (let x = 0; x < width; x++) pass((i) => rows[i * width + x], (i, v) => (out[i * width + x] = v), height);
+  return out;
+}
+
+/**
+ * A closing (first = max, then = min) or opening of the page by a w x w square, computed on the page extended
+ * by w/2 copies of its edge pixels and cropped back: light falling off towards an edge is then kept as it is,
+ * where windows clipped at the edge would fill it in (and the edge of the paper would read as a frame of ink).
+ */
+function paperLevel(gray: Float32Array, width: number, height: number, w: number, first: (a: number, b: number) => number, then: (a: number, b: number) => number): Float32Array {
+  const r = w >> 1;
+  const pw = width + 2 * r;
+  const ph = height + 2 * r;
+  const padded = new Float32Array(pw * ph);
+  for (let y = 0; y < ph; y++) {
+    const sy = Math.min(height - 1, Math.max(0, y - r)) * width;
+    for (let x = 0; x < pw; x++) padded[y * pw + x] = gray[sy + Math.min(width - 1, Math.max(0, x - r))];
+  }
+  const level = extreme(extreme(padded, pw, ph, w, first), pw, ph, w, then);
+  const out = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) out.set(level.subarray((y + r) * pw + r, (y + r) * pw + r + width), y * width);
+  return out;
+}
+
+/**
+ * The maximum (or minimum) of every w x w window centred on each pixel (w odd), windows clipped at the edges:
+ * separable, each row and then each column by van Herk and Gil-Werman's running blocks, O(1) per pixel whatever w.
+ */
+export function extreme(src: Float32Array, width: number, height: number, w: number, f: (a: number, b: number) => number): Float32Array {
+  const rows = new Float32Array(src.length);
+  for (let y = 0; y < height; y++) rows.set(extreme1d(src.subarray(y * width, (y + 1) * width), w, f), y * width);
+  if (height === 1) return rows;
+  const out = new Float32Array(src.length);
+  const column = new Float32Array(height);
+  for (let x = 0; x < width; x++) {
+    for (let y = 0; y < height; y++) column[y] = rows[y * width + x];
+    const e = extreme1d(column, w, f);
+    for (let y = 0; y < height; y++) out[y * width + x] = e[y];
+  }
+  return out;
+}
+
+/** extreme along one line: padded by w/2 cells of f's identity at both ends, in blocks of w (g from each block's
+ * start, h from its end), so the window of output i, padded cells [i, i + w - 1], meets at most two blocks. */
+function extreme1d(v: Float32Array, w: number, f: (a: number, b: number) => number): Float32Array {
+  if (!(Number.isInteger(w) && w >= 1 && w % 2 === 1)) throw new RangeError(`window must be an odd whole number, got ${w}`);
+  const n = v.length;
+  const r = w >> 1;
+  const none = f(-Infinity, Infinity) === Infinity ? -Infinity : Infinity; // f's identity: clipped cells count as none
+  const m = n + 2 * r;
+  const at = (j: number) => (j < r || j >= n + r ? none : v[j - r]);
+  const g = new Float32Array(m);
+  const h = new Float32Array(m);
+  for (let j = 0; j < m; j++) g[j] = j % w === 0 ? at(j) : f(g[j - 1], at(j));
+  for (let j = m - 1; j >= 0; j--) h[j] = j === m - 1 || (j + 1) % w === 0 ? at(j) : f(h[j + 1], at(j));
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = f(h[i], g[i + 2 * r]);
+  return out;
 }
 
 /**
