@@ -228,6 +228,16 @@ describe("toMnistInput on photos: paper that is not evenly lit", () => {
     }
   });
 
+  it("white paper photographed in a dim room (its level under 128, evenly lit or not) still has dark ink", () => {
+    for (const light of [() => 0.4, (x: number) => 0.45 - 0.2 * x]) {
+      const corr: number[] = [];
+      for (let i = 0; i < 10; i++) corr.push(correlation(preprocess(photo(digit(i), light)).pixels, preprocess(photo(digit(i), () => 1)).pixels));
+      corr.sort((a, b) => a - b);
+      expect(corr[5]).toBeGreaterThan(0.95);
+      expect(corr[1]).toBeGreaterThan(0.9);
+    }
+  });
+
   it("a scan whose digit runs into the border is still even paper: the same input as with a margin around it", () => {
     // UCI-style: thick blocky strokes that reach the edges of the frame (the base of a 2 along the bottom row)
     const cells = ["..#X#...", "..XX#...", "..X.X...", ".#X.X...", "..#.X...", "...XX...", "..XXXXX#", "..#XXXXX"];

@@ -8,8 +8,9 @@
  * The steps, each for a reason:
  *  1. Grayscale by luma (ITU-R BT.601), alpha-composited over a background that contrasts with the visible
  *     content, so a transparent canvas with black strokes reads like black ink on white paper.
- *  2. Polarity and background level from the median of the border pixels: ink is the distance from that
- *     level towards the ink side (dark ink on light paper is inverted so ink is bright, as in MNIST). On a
+ *  2. Background level from the median of the border pixels, polarity from the side the page reaches further
+ *     from it: ink is the distance from that level towards the ink side (dark ink on light paper is inverted
+ *     so ink is bright, as in MNIST). On a
  *     photo whose paper is unevenly lit (judged from the border), the paper's level is found around each pixel
  *     instead, and ink is measured relative to it (inkMap).
  *     Ink is then stretched so its strongest pixel is 1 (MNIST's strokes reach 255).
@@ -163,22 +164,31 @@ function inkMap(gray: Float32Array, width: number, height: number, polarity: "au
     if (seen * 2 >= count) break;
   }
   const ink = new Float32Array(gray.length);
-  if (Math.min(width, height) < 8 || !unevenPaper(gray, width, height)) {
-    const dark = polarity === "dark" || (polarity === "auto" && background >= 128);
-    for (let i = 0; i < gray.length; i++) ink[i] = Math.max(0, dark ? background - gray[i] : gray[i] - background);
-    return ink;
-  }
-  // Uneven paper. Most of a page is paper, so its median level tells the polarity when the border cannot (a
-  // vignette darkens the border of white paper). The window is a third of the shorter side: wider than the
-  // strokes of a digit even when it fills the frame, and narrow enough to follow the light across the page.
+  const even = Math.min(width, height) < 8 || !unevenPaper(gray, width, height);
+  // Polarity: the ink is on the side where the page reaches further from its paper, judged from the whole
+  // page's levels (0.5th and 99.5th percentiles) around the paper's: the border's median on even paper, the page's
+  // median on uneven paper, most of which is paper (a vignette darkens the border of white paper). So white paper
+  // in a dim room (its level under 128) still has dark ink. When neither side reaches 64 levels further (a tiny
+  // digit in a large photo), bright paper means dark ink, as before.
   let dark = polarity === "dark";
   if (polarity === "auto") {
     const all = new Uint32Array(256);
     for (let i = 0; i < gray.length; i++) all[Math.round(gray[i])]++;
-    let level = 0;
-    for (let seen = 0; level < 255; level++) if ((seen += all[level]) * 2 >= gray.length) break;
-    dark = level >= 128;
+    const level = (q: number) => {
+      let l = 0;
+      for (let seen = 0; l < 255; l++) if ((seen += all[l]) >= q * gray.length) break;
+      return l;
+    };
+    const paper = even ? background : level(0.5);
+    const [darker, lighter] = [paper - level(0.005), level(0.995) - paper];
+    dark = Math.max(darker, lighter) >= 64 ? darker >= lighter : paper >= 128;
   }
+  if (even) {
+    for (let i = 0; i < gray.length; i++) ink[i] = Math.max(0, dark ? background - gray[i] : gray[i] - background);
+    return ink;
+  }
+  // Uneven paper. The window is a third of the shorter side: wider than the strokes of a digit even when it
+  // fills the frame, and narrow enough to follow the light across the page.
   // The light varies slowly: a large photo's paper level is found at about 128 pixels across its shorter side
   // and enlarged back (bilinear); a 12-megapixel photo's whole preprocessing then takes about 1 s (0.9 s before).
   const f = Math.max(1, Math.floor(Math.min(width, height) / 128));
