@@ -144,27 +144,10 @@ const DARK_GROUND = 32;
  * (or, for light ink, lighter) than its paper a pixel is, relative to that paper, as light multiplies both.
  */
 function inkMap(gray: Float32Array, width: number, height: number, polarity: "auto" | "dark" | "light"): Float32Array {
-  const histogram = new Uint32Array(256);
-  let count = 0;
-  const add = (i: number) => {
-    histogram[Math.round(gray[i])]++;
-    count++;
-  };
-  for (let x = 0; x < width; x++) {
-    add(x);
-    if (height > 1) add((height - 1) * width + x);
-  }
-  for (let y = 1; y < height - 1; y++) {
-    add(y * width);
-    if (width > 1) add(y * width + width - 1);
-  }
-  let background = 0;
-  for (let seen = 0; background < 255; background++) {
-    seen += histogram[background];
-    if (seen * 2 >= count) break;
-  }
+  const border = borderLoop(gray, width, height);
+  const background = levelAt(histogramOf(border), border.length, 0.5);
   const ink = new Float32Array(gray.length);
-  const even = Math.min(width, height) < 8 || !unevenPaper(gray, width, height);
+  const even = Math.min(width, height) < 8 || !unevenPaper(border);
   // Polarity: the ink is on the side where the page reaches further from its paper, judged from the whole
   // page's levels (0.5th and 99.5th percentiles) around the paper's: the border's median on even paper, the page's
   // median on uneven paper, most of which is paper (a vignette darkens the border of white paper). So white paper
@@ -172,13 +155,8 @@ function inkMap(gray: Float32Array, width: number, height: number, polarity: "au
   // digit in a large photo), bright paper means dark ink, as before.
   let dark = polarity === "dark";
   if (polarity === "auto") {
-    const all = new Uint32Array(256);
-    for (let i = 0; i < gray.length; i++) all[Math.round(gray[i])]++;
-    const level = (q: number) => {
-      let l = 0;
-      for (let seen = 0; l < 255; l++) if ((seen += all[l]) >= q * gray.length) break;
-      return l;
-    };
+    const all = histogramOf(gray);
+    const level = (q: number) => levelAt(all, gray.length, q);
     const paper = even ? background : level(0.5);
     const [darker, lighter] = [paper - level(0.005), level(0.995) - paper];
     dark = Math.max(darker, lighter) >= 64 ? darker >= lighter : paper >= 128;
@@ -187,13 +165,14 @@ function inkMap(gray: Float32Array, width: number, height: number, polarity: "au
     for (let i = 0; i < gray.length; i++) ink[i] = Math.max(0, dark ? background - gray[i] : gray[i] - background);
     return ink;
   }
-  // Uneven paper. The window is a third of the shorter side: wider than the strokes of a digit even when it
-  // fills the frame, and narrow enough to follow the light across the page.
-  // The light varies slowly: a large photo's paper level is found at about 128 pixels across its shorter side
-  // and enlarged back (bilinear); a 12-megapixel photo's whole preprocessing then takes about 1 s (0.9 s before).
+  // Uneven paper. The light varies slowly: a large photo's paper level is found at about 128 pixels across its
+  // shorter side and enlarged back (bilinear); a 12-megapixel photo's whole preprocessing then takes about 1 s
+  // (0.9 s before).
   const f = Math.max(1, Math.floor(Math.min(width, height) / 128));
   const [sw, sh] = [Math.ceil(width / f), Math.ceil(height / f)];
   const small = f > 1 ? resize(gray, width, 0, 0, width, height, sw, sh) : gray;
+  // The window is a third of the shorter side: wider than the strokes of a digit even when it fills the frame,
+  // and narrow enough to follow the light across the page.
   const w = Math.max(3, Math.round(Math.min(sw, sh) / 3) | 1);
   // From the page blurred, the level does not follow the peaks of the paper's grain, but it smears the sharp edge
   // of a shadow (a line of false ink along it); from the page itself it keeps the edge. Dark ink takes the lower
@@ -222,12 +201,7 @@ function inkMap(gray: Float32Array, width: number, height: number, polarity: "au
  * A spread of more than UNEVEN_BORDER (5th to 95th percentile) counts. Scans and canvases, whose paper is
  * one level, stay on the even path, however much of their ink reaches the border.
  */
-function unevenPaper(gray: Float32Array, width: number, height: number): boolean {
-  const loop: number[] = [];
-  for (let x = 0; x < width; x++) loop.push(gray[x]);
-  for (let y = 1; y < height; y++) loop.push(gray[y * width + width - 1]);
-  for (let x = width - 2; x >= 0; x--) loop.push(gray[(height - 1) * width + x]);
-  for (let y = height - 2; y > 0; y--) loop.push(gray[y * width]);
+function unevenPaper(loop: number[]): boolean {
   const n = loop.length;
   const at = (v: number[], q: number) => v[Math.floor(q * (n - 1))];
   const sorted = [...loop].sort((a, b) => a - b);
@@ -242,6 +216,30 @@ function unevenPaper(gray: Float32Array, width: number, height: number): boolean
   const [first, then] = dark ? [Math.max, Math.min] : [Math.min, Math.max];
   const stretches = pass(pass(loop, first), then).sort((a, b) => a - b);
   return at(stretches, 0.95) - at(stretches, 0.05) > UNEVEN_BORDER;
+}
+
+/** The border's pixels, each once, going round it: the top row, the right column, the bottom row, the left column. */
+function borderLoop(gray: Float32Array, width: number, height: number): number[] {
+  const loop: number[] = [];
+  for (let x = 0; x < width; x++) loop.push(gray[x]);
+  for (let y = 1; y < height; y++) loop.push(gray[y * width + width - 1]);
+  if (height > 1) for (let x = width - 2; x >= 0; x--) loop.push(gray[(height - 1) * width + x]);
+  if (width > 1) for (let y = height - 2; y > 0; y--) loop.push(gray[y * width]);
+  return loop;
+}
+
+/** How many of the levels round to each of 0..255. */
+function histogramOf(levels: ArrayLike<number>): Uint32Array {
+  const h = new Uint32Array(256);
+  for (let i = 0; i < levels.length; i++) h[Math.round(levels[i])]++;
+  return h;
+}
+
+/** The lowest level at or below which at least a fraction q of the `count` levels of histogram h lie. */
+function levelAt(h: Uint32Array, count: number, q: number): number {
+  let level = 0;
+  for (let seen = 0; level < 255; level++) if ((seen += h[level]) >= q * count) break;
+  return level;
 }
 
 /** The mean of every b x b window (b odd) centred on each pixel, over the window's cells inside the image. */
