@@ -9,6 +9,7 @@
 import * as ort from "onnxruntime-node";
 import { parseArgs } from "node:util";
 import { toMnistInput } from "../src/image/preprocess.ts";
+import { classifyAll } from "../src/image/classify.ts";
 import { loadMnist } from "../src/data/node.ts";
 import { Rng } from "../src/random.ts";
 
@@ -32,25 +33,20 @@ const pages: Record<string, (x: number, y: number, v: number) => number> = {
   "dim and falling off (45 % to 25 %)": (x, _y, v) => (110 - (50 * x) / S) * (1 - 0.85 * v),
 };
 
+const run = async (x: Float32Array, n: number) =>
+  (await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x.subarray(0, n * 784), [n, 1, 28, 28]) }))[session.outputNames[0]].data as Float32Array;
+
 for (const [name, page] of Object.entries(pages)) {
-  const inputs = new Float32Array(count * 784);
   const rgba = new Uint8Array(S * S * 4);
-  for (let n = 0; n < count; n++) {
+  const inputs = Array.from({ length: count }, (_, n) => {
     for (let y = 0; y < S; y++)
       for (let x = 0; x < S; x++) {
         const v = data.test.images[n * 784 + Math.floor(y / k) * 28 + Math.floor(x / k)] / 255;
         const g = Math.max(0, Math.min(255, Math.round(page(x, y, v))));
         rgba.set([g, g, g, 255], (y * S + x) * 4);
       }
-    inputs.set(toMnistInput(rgba, S, S).pixels, n * 784);
-  }
-  const out = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", inputs, [count, 1, 28, 28]) });
-  const logits = out[session.outputNames[0]].data as Float32Array;
-  let correct = 0;
-  for (let n = 0; n < count; n++) {
-    let best = 0;
-    for (let c = 1; c < 10; c++) if (logits[n * 10 + c] > logits[n * 10 + best]) best = c;
-    if (best === data.test.labels[n]) correct++;
-  }
+    return toMnistInput(rgba, S, S).pixels;
+  });
+  const correct = (await classifyAll(run, inputs)).filter((c, n) => c.prediction === data.test.labels[n]).length;
   console.log(`| ${name} | ${((100 * correct) / count).toFixed(1)} % |`);
 }

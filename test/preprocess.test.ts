@@ -8,6 +8,7 @@ import { extreme, toMnistInput, UNEVEN_BORDER } from "../src/image/preprocess.ts
 import { decodeImage } from "../src/image/decode.ts";
 import { ImageError } from "../src/image/error.ts";
 import { loadMnist } from "../src/data/node.ts";
+import { centreOfMass } from "./helpers/images.ts";
 
 const test = loadMnist(undefined, { trainLimit: 1, testLimit: 100 }).test;
 const digit = (i: number) => test.images.subarray(i * 784, (i + 1) * 784);
@@ -53,12 +54,6 @@ function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number {
     bb += (b[i] - mb) ** 2;
   }
   return ab / Math.sqrt(aa * bb);
-}
-
-function centreOfMass(p: Float32Array): [number, number] {
-  let s = 0, sx = 0, sy = 0;
-  for (let i = 0; i < 784; i++) (s += p[i]), (sx += p[i] * (i % 28)), (sy += p[i] * Math.floor(i / 28));
-  return [sx / s, sy / s];
 }
 
 function boundingBox(p: Float32Array): { width: number; height: number } {

@@ -9,17 +9,11 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadSuite, loadWriters, SUITE_DIR, WRITERS_FILE } from "../src/node/suite.ts";
 import { DataError } from "../src/data/idx.ts";
+import { centreOfMass } from "./helpers/images.ts";
 
 const csv = (lines: string[]) => gzipSync(Buffer.from(lines.join("\n") + "\n"));
 const line = (cells: (r: number, c: number) => number, label: number) =>
   [...Array.from({ length: 64 }, (_, i) => cells(Math.floor(i / 8), i % 8)), label].join(",");
-
-/** Centre of mass (row, col) of a 28x28 image. */
-function centre(img: Uint8Array): [number, number] {
-  let m = 0, r = 0, c = 0;
-  img.forEach((v, i) => ((m += v), (r += v * Math.floor(i / 28)), (c += v * (i % 28))));
-  return [r / m, c / m];
-}
 
 describe("the writers part: UCI's handwritten digits", () => {
   const w = loadWriters(new Uint8Array(readFileSync(join(SUITE_DIR, WRITERS_FILE))), WRITERS_FILE);
@@ -34,7 +28,7 @@ describe("the writers part: UCI's handwritten digits", () => {
     for (let n = 0; n < w.count; n += 97) {
       const img = w.images.subarray(n * 784, (n + 1) * 784);
       expect(Math.max(...img)).toBe(255);
-      const [r, c] = centre(img);
+      const [c, r] = centreOfMass(img);
       expect(Math.abs(r - 14)).toBeLessThan(1);
       expect(Math.abs(c - 14)).toBeLessThan(1);
       for (let i = 0; i < 28; i++) for (const k of [i, 27 * 28 + i, i * 28, i * 28 + 27]) expect(img[k]).toBe(0);

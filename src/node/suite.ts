@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { parseIdx, DataError } from "../data/idx.ts";
 import { makeSplit, type Split } from "../data/dataset.ts";
-import { toMnistInput } from "../image/preprocess.ts";
+import { SIDE, toMnistInput } from "../image/preprocess.ts";
 import { evaluate, type EvalResult, type Predictor } from "../runtime/fit.ts";
 
 export const SUITE_DIR = join(import.meta.dirname, "../data/suite");
@@ -76,7 +76,7 @@ export function loadWriters(bytes: Uint8Array, what: string): Split {
   }
   const lines = text.split("\n").filter((l) => l.trim() !== "");
   if (!lines.length) throw new DataError(`${what}: no digits`);
-  const px = 28 * 28;
+  const px = SIDE * SIDE;
   const images = new Uint8Array(lines.length * px);
   const labels = new Uint8Array(lines.length);
   const side = 8 * SCAN_CELL;
@@ -96,7 +96,7 @@ export function loadWriters(bytes: Uint8Array, what: string): Split {
     for (let i = 0; i < px; i++) images[n * px + i] = Math.round(p[i] * 255);
     labels[n] = v[64];
   });
-  return { images, labels, count: lines.length, rows: 28, cols: 28 };
+  return { images, labels, count: lines.length, rows: SIDE, cols: SIDE };
 }
 
 export interface SuiteResult extends EvalResult {
