@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as ort from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
-import { AUGMENT_NONE, AUGMENT_PRESET, Augmenter, affineTheta, batchRng, buildAugmentGraph, drawAffine, drawBatch, gaussianTaps, STRETCH_FLOOR, type AugmentConfig } from "../src/augment/augment.ts";
+import { AUGMENT_NONE, AUGMENT_PRESET, Augmenter, affineTheta, batchRng, buildAugmentGraph, drawAffine, drawBatch, gaussianTaps, STRETCH_FLOOR, type AffineParams, type AugmentConfig } from "../src/augment/augment.ts";
 import { loadMnist } from "../src/data/node.ts";
 import { fillBatch } from "../src/data/dataset.ts";
 import { buildProgram, initialValues } from "../src/program/program.ts";
@@ -21,6 +21,7 @@ import { Trainer } from "../src/runtime/trainer.ts";
 import { fit, startPosition, type Position } from "../src/runtime/fit.ts";
 import { Rng } from "../src/random.ts";
 import { PYTHON } from "../bench/harness.ts";
+import { augmentConfigOf } from "../cli/train.ts";
 
 const root = mkdtempSync(join(tmpdir(), "augment-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -55,23 +56,88 @@ const FULL: AugmentConfig = { ...AUGMENT_PRESET, elasticAlpha: 34, elasticSigma:
 
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
+/** Each image through torchvision's functional affine with its own draws (RandomAffine's path), in Debian's python. */
+function torchvisionAffine(params: AffineParams[], mode: "BILINEAR" | "NEAREST"): Float32Array {
+  return python(
+    `import torchvision.transforms.functional as F
+from torchvision.transforms import InterpolationMode
+x = load("images", ${N}, 1, 28, 28)
+OUT = torch.cat([F.affine(x[i:i+1], angle=p["angle"], translate=[p["tx"], p["ty"]], scale=p["scale"], shear=[p["shear"], p.get("shearY", 0.0)], interpolation=InterpolationMode.${mode}) for i, p in enumerate(meta)])`,
+    { images },
+    params,
+  );
+}
+
+/** The affine draws of N images and their thetas. */
+function drawThetas(c: AugmentConfig, seed: number): { params: AffineParams[]; theta: Float32Array } {
+  const rng = new Rng(seed);
+  const params = Array.from({ length: N }, () => drawAffine(c, rng, 28, 28));
+  return { params, theta: Float32Array.from(params.flatMap((p) => affineTheta(p, 28, 28))) };
+}
+
 describe("the augmentation graph agrees with PyTorch", () => {
   it("random affine: torchvision's functional affine (bilinear, zeros outside) on the same angle, translation, scale and shear, < 1e-4 per pixel", async () => {
     const c: AugmentConfig = { ...AUGMENT_NONE, degrees: 30, translate: 0.15, scale: [0.7, 1.3], shear: 25 };
-    const rng = new Rng(5);
-    const params = Array.from({ length: N }, () => drawAffine(c, rng, 28, 28));
-    const theta = Float32Array.from(params.flatMap((p) => affineTheta(p, 28, 28)));
+    const { params, theta } = drawThetas(c, 5);
+    const ours = await runGraph(c, { theta });
+    expect(maxAbsDiff(ours, torchvisionAffine(params, "BILINEAR"))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(ours, images)).toBeGreaterThan(0.5); // the digits did move
+  });
+
+  it("nearest interpolation (RandomAffine's default): torchvision's functional affine with InterpolationMode.NEAREST, < 1e-4 per pixel", async () => {
+    const c: AugmentConfig = { ...AUGMENT_NONE, degrees: 30, translate: 0.15, scale: [0.7, 1.3], shear: 25, shearY: 10, interpolation: "nearest" };
+    const { params, theta } = drawThetas(c, 8);
+    const ours = await runGraph(c, { theta });
+    expect(maxAbsDiff(ours, torchvisionAffine(params, "NEAREST"))).toBeLessThan(1e-4);
+    // nearest copies pixels: every output value is one of the image's own
+    const own = new Set(images);
+    expect(ours.every((v) => own.has(v))).toBe(true);
+    expect(maxAbsDiff(ours, await runGraph({ ...c, interpolation: "bilinear" }, { theta }))).toBeGreaterThan(0.2);
+  });
+
+  it("vertical shear (torchvision's four-number shear): functional affine with shear [sx, sy], < 1e-4 per pixel", async () => {
+    const c: AugmentConfig = { ...AUGMENT_NONE, degrees: 20, scale: [0.8, 1.2], shear: 15, shearY: 20 };
+    const { params, theta } = drawThetas(c, 6);
+    expect(params.every((p) => p.shearY !== undefined && Math.abs(p.shearY) <= 20)).toBe(true);
+    const ours = await runGraph(c, { theta });
+    expect(maxAbsDiff(ours, torchvisionAffine(params, "BILINEAR"))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(ours, await runGraph(c, { theta: Float32Array.from(params.flatMap((p) => affineTheta({ ...p, shearY: 0 }, 28, 28))) }))).toBeGreaterThan(0.5);
+  });
+
+  it("aspect ratio: the digit stretched to width/height r at constant area, then rotated, sheared, scaled and moved about the centre; the inverse map built and inverted in numpy, affine_grid + grid_sample, < 1e-4 per pixel", async () => {
+    const c: AugmentConfig = { ...AUGMENT_NONE, degrees: 15, translate: 0.1, scale: [0.9, 1.1], shear: 10, shearY: 5, aspect: [0.5, 2] };
+    const { params, theta } = drawThetas(c, 7);
+    const r = params.map((p) => p.aspect!);
+    expect(Math.min(...r)).toBeGreaterThanOrEqual(0.5);
+    expect(Math.max(...r)).toBeLessThanOrEqual(2);
+    expect(r.filter((v) => v > 1).length).toBeGreaterThan(3); // log-uniform: about as many wider as narrower
+    expect(r.filter((v) => v < 1).length).toBeGreaterThan(3);
     const ours = await runGraph(c, { theta });
     const ref = python(
-      `import torchvision.transforms.functional as F
-from torchvision.transforms import InterpolationMode
+      `import math
+import torch.nn.functional as F
 x = load("images", ${N}, 1, 28, 28)
-OUT = torch.cat([F.affine(x[i:i+1], angle=p["angle"], translate=[p["tx"], p["ty"]], scale=p["scale"], shear=[p["shear"], 0.0], interpolation=InterpolationMode.BILINEAR) for i, p in enumerate(meta)])`,
+out = []
+for i, p in enumerate(meta):
+    a, sx, sy = (math.radians(p[k]) for k in ("angle", "shear", "shearY"))
+    R = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    SHx = np.array([[1, -math.tan(sx)], [0, 1]])
+    SHy = np.array([[1, 0], [-math.tan(sy), 1]])
+    A = np.diag([math.sqrt(p["aspect"]), 1 / math.sqrt(p["aspect"])])
+    fwd = np.eye(3)
+    fwd[:2, :2] = p["scale"] * R @ SHy @ SHx @ A  # output pixel = fwd @ input pixel, both centred
+    fwd[:2, 2] = [p["tx"], p["ty"]]
+    inv = np.linalg.inv(fwd)[:2]  # input = inv @ output, centred pixels; normalised = pixel / 14 on a 28x28 image
+    theta = torch.tensor(inv, dtype=torch.float32).reshape(1, 2, 3)
+    theta[0, :, 2] /= 14
+    grid = F.affine_grid(theta, [1, 1, 28, 28], align_corners=False)
+    out.append(F.grid_sample(x[i:i+1], grid, mode="bilinear", padding_mode="zeros", align_corners=False))
+OUT = torch.cat(out)`,
       { images },
       params,
     );
     expect(maxAbsDiff(ours, ref)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(ours, images)).toBeGreaterThan(0.5); // the digits did move
+    expect(maxAbsDiff(ours, await runGraph(c, { theta: Float32Array.from(params.flatMap((p) => affineTheta({ ...p, aspect: 1 }, 28, 28))) }))).toBeGreaterThan(0.5);
   });
 
   it("every part at once (the preset's affine and stroke jitter, plus Simard's elastic 34,4): affine_grid + Gaussian conv of the noise + grid_sample + max_pool2d, < 1e-4 per pixel", async () => {
@@ -186,5 +252,26 @@ describe("augmented training is reproducible", () => {
     await fit(plain, data.train, data.test, { ...o, augment: undefined, position: startPosition(11) });
     expect(Buffer.from(plain.getParameters().buffer).equals(Buffer.from(whole.getParameters().buffer))).toBe(false);
     await aug.release();
+  });
+});
+
+describe("the augmentation flags", () => {
+  it("--shear-y and --aspect add torchvision's vertical shear and RandomResizedCrop's ratio to the preset or alone; bad values are named", () => {
+    expect(augmentConfigOf({})).toBeUndefined();
+    expect(augmentConfigOf({ aspect: "1,1" })).toBeUndefined(); // the identity is no augmentation
+    expect(augmentConfigOf({ shearY: 5 })).toEqual({ ...AUGMENT_NONE, shearY: 5 });
+    expect(augmentConfigOf({ augment: true, aspect: "0.5, 2" })).toEqual({ ...AUGMENT_PRESET, aspect: [0.5, 2] });
+    expect(() => augmentConfigOf({ aspect: "2,1" })).toThrow("--aspect must be LO,HI with 0 < LO <= HI");
+    expect(() => augmentConfigOf({ aspect: "0,1" })).toThrow("--aspect must be LO,HI with 0 < LO <= HI");
+    expect(() => augmentConfigOf({ aspect: "1.5" })).toThrow("--aspect must be LO,HI");
+    expect(() => augmentConfigOf({ shearY: 90 })).toThrow("--shear-y must be a number of degrees in [0, 90), got 90");
+    expect(() => augmentConfigOf({ shearY: NaN })).toThrow("--shear-y must be");
+  });
+
+  it("--shear-y 0 and --aspect 1,1 draw nothing: the random stream stays that of the configuration without them", () => {
+    const c: AugmentConfig = { ...AUGMENT_NONE, degrees: 10, scale: [0.9, 1.1], shear: 10 };
+    const plain = drawBatch(c, batchRng(4, 0, 1), N, 28, 28).theta;
+    expect(drawBatch({ ...c, shearY: 0, aspect: [1, 1] }, batchRng(4, 0, 1), N, 28, 28).theta).toEqual(plain);
+    expect(drawBatch({ ...c, aspect: [0.8, 1.25] }, batchRng(4, 0, 1), N, 28, 28).theta).not.toEqual(plain);
   });
 });

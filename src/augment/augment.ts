@@ -4,9 +4,12 @@
  * The randomness is drawn in JS from a seeded RNG derived from (seed, epoch, batch), so the same seed gives the
  * same augmented batches bit for bit, and a resumed run sees exactly the batches it would have seen.
  *
- * Per image, in one GridSample (bilinear, zeros outside, align_corners=0: PyTorch's `grid_sample` defaults):
+ * Per image, in one GridSample (bilinear, zeros outside, align_corners=0: PyTorch's `grid_sample` defaults; or
+ * nearest, torchvision RandomAffine's default interpolation):
  * - a random affine map with torchvision `RandomAffine` semantics: angle ~ U(-degrees, degrees), translation
- *   round(U(-t*W, t*W)) whole pixels, scale ~ U(lo, hi), x-shear ~ U(-shear, shear) degrees, about the centre;
+ *   round(U(-t*W, t*W)) whole pixels, scale ~ U(lo, hi), x-shear ~ U(-shear, shear) degrees and y-shear (the
+ *   four-number form), about the centre; optionally first an aspect-ratio stretch at constant area, width/height
+ *   log-uniform in a range (RandomResizedCrop's `ratio`);
  * - Simard et al.'s (2003) elastic distortion: a field of U(-1, 1) noise per coordinate, smoothed by a Gaussian
  *   of `sigma` pixels (a separable Conv, zeros beyond the edge), times `alpha` pixels, added to the sample grid.
  * Then stroke-width jitter: w ~ U(-stroke, stroke) blends towards the 3x3 dilation (w > 0, thicker ink; MaxPool)
@@ -18,6 +21,8 @@ import type { PoolAttrs } from "../ops/pool.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { Rng } from "../random.ts";
 
+export type Interpolation = "nearest" | "bilinear";
+
 export interface AugmentConfig {
   /** Rotation: angle ~ U(-degrees, degrees). */
   degrees: number;
@@ -27,6 +32,15 @@ export interface AugmentConfig {
   scale: [number, number];
   /** Shear parallel to the x axis ~ U(-shear, shear) degrees (torchvision's single-number `shear`). */
   shear: number;
+  /** Shear parallel to the y axis ~ U(-shearY, shearY) degrees (the y part of torchvision's four-number `shear`); absent: 0. */
+  shearY?: number;
+  /** Aspect-ratio jitter: width / height ~ log-uniform in [aspect[0], aspect[1]] (torchvision RandomResizedCrop's `ratio`), at constant area, in the digit's own frame; absent: [1, 1]. */
+  aspect?: [number, number];
+  /**
+   * How the affine (and elastic) map samples the image: torchvision's InterpolationMode, NEAREST by default in
+   * RandomAffine, or BILINEAR; GridSample's mode. Absent: bilinear (what configurations saved before it existed used).
+   */
+  interpolation?: Interpolation;
   /** Elastic distortion strength in pixels (Simard's alpha); 0 turns it off. */
   elasticAlpha: number;
   /** Smoothness of the elastic field: the Gaussian's standard deviation in pixels. */
@@ -54,7 +68,11 @@ export const STRETCH_FLOOR = 0.25;
 export const AUGMENT_NONE: AugmentConfig = { degrees: 0, translate: 0, scale: [1, 1], shear: 0, elasticAlpha: 0, elasticSigma: 4, stroke: 0 };
 
 export function isIdentity(c: AugmentConfig): boolean {
-  return c.degrees === 0 && c.translate === 0 && c.scale[0] === 1 && c.scale[1] === 1 && c.shear === 0 && c.elasticAlpha === 0 && c.stroke === 0;
+  return c.degrees === 0 && c.translate === 0 && c.scale[0] === 1 && c.scale[1] === 1 && c.shear === 0 && !c.shearY && !hasAspect(c) && c.elasticAlpha === 0 && c.stroke === 0;
+}
+
+function hasAspect(c: AugmentConfig): boolean {
+  return !!c.aspect && (c.aspect[0] !== 1 || c.aspect[1] !== 1);
 }
 
 /** The flags that give this configuration, for messages: "rotate 10, translate 0.1, ...". */
@@ -64,6 +82,9 @@ export function describeAugment(c: AugmentConfig): string {
   if (c.translate) parts.push(`translate ${c.translate}`);
   if (c.scale[0] !== 1 || c.scale[1] !== 1) parts.push(`scale ${c.scale.join(",")}`);
   if (c.shear) parts.push(`shear ${c.shear}`);
+  if (c.shearY) parts.push(`shear-y ${c.shearY}`);
+  if (hasAspect(c)) parts.push(`aspect ${c.aspect!.join(",")}`);
+  if (c.interpolation && parts.length) parts.push(c.interpolation);
   if (c.elasticAlpha) parts.push(`elastic ${c.elasticAlpha},${c.elasticSigma}`);
   if (c.stroke) parts.push(`stroke ${c.stroke}`);
   return parts.join(", ") || "none";
@@ -79,6 +100,10 @@ export function checkAugmentConfig(c: AugmentConfig): void {
   if (!finite(c.translate) || c.translate < 0 || c.translate > 1) bad("translate", `must be a fraction of the image in [0, 1], got ${c.translate}`);
   if (!(finite(c.scale[0]) && finite(c.scale[1]) && c.scale[0] > 0 && c.scale[0] <= c.scale[1])) bad("scale", `must be LO,HI with 0 < LO <= HI (e.g. 0.9,1.1), got ${c.scale.join(",")}`);
   if (!finite(c.shear) || c.shear < 0 || c.shear >= 90) bad("shear", `must be a number of degrees in [0, 90), got ${c.shear}`);
+  if (c.interpolation !== undefined && c.interpolation !== "nearest" && c.interpolation !== "bilinear") bad("interpolation", `must be nearest or bilinear, got ${c.interpolation}`);
+  if (c.shearY !== undefined && (!finite(c.shearY) || c.shearY < 0 || c.shearY >= 90)) bad("shear-y", `must be a number of degrees in [0, 90), got ${c.shearY}`);
+  if (c.aspect !== undefined && !(Array.isArray(c.aspect) && c.aspect.length === 2 && finite(c.aspect[0]) && finite(c.aspect[1]) && c.aspect[0] > 0 && c.aspect[0] <= c.aspect[1]))
+    bad("aspect", `must be LO,HI with 0 < LO <= HI (width / height, e.g. 0.75,1.333), got ${c.aspect}`);
   if (!finite(c.elasticAlpha) || c.elasticAlpha < 0) bad("elastic", `alpha must be a number of pixels >= 0, got ${c.elasticAlpha}`);
   if (!finite(c.elasticSigma) || c.elasticSigma <= 0 || c.elasticSigma > 20) bad("elastic", `sigma must be a number of pixels in (0, 20], got ${c.elasticSigma}`);
   if (!finite(c.stroke) || c.stroke < 0 || c.stroke > 2) bad("stroke", `must be in [0, 2] (how far towards erosion or dilation: 1 is one 3x3 step, 2 thickens by two), got ${c.stroke}`);
@@ -131,7 +156,7 @@ export function buildAugmentGraph(c: AugmentConfig, rows: number, cols: number):
     const smooth = g.matMul(planes, g.constant(bandT, [rows, rows]));
     grid = g.add(grid, g.transpose(g.reshape(smooth, ["N", 2, rows, cols]), [0, 2, 3, 1]));
   }
-  let y = g.node("GridSample", [x, grid], { align_corners: 0, mode: "bilinear", padding_mode: "zeros" }, [{ shape: x.shape, dtype: "float32" }])[0];
+  let y = g.node("GridSample", [x, grid], { align_corners: 0, mode: c.interpolation ?? "bilinear", padding_mode: "zeros" }, [{ shape: x.shape, dtype: "float32" }])[0];
   if (c.stroke > 0) {
     const w = g.input("stroke", ["N", 1, 1, 1], "float32");
     const pool: PoolAttrs = { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] };
@@ -161,6 +186,8 @@ export interface AffineParams {
   ty: number;
   scale: number;
   shear: number; // degrees, parallel to x
+  shearY?: number; // degrees, parallel to y
+  aspect?: number; // width / height, at constant area, applied first
 }
 
 /**
@@ -170,12 +197,16 @@ export interface AffineParams {
 export function affineTheta(p: AffineParams, rows: number, cols: number): number[] {
   const rot = (p.angle * Math.PI) / 180;
   const sx = (p.shear * Math.PI) / 180;
-  // rotation-scale-shear with sy = 0: [[a, b], [c, d]], det 1
-  const a = Math.cos(rot);
-  const b = -Math.cos(rot) * Math.tan(sx) - Math.sin(rot);
-  const c = Math.sin(rot);
-  const d = -Math.sin(rot) * Math.tan(sx) + Math.cos(rot);
-  const m = [d, -b, 0, -c, a, 0].map((v) => v / p.scale);
+  const sy = ((p.shearY ?? 0) * Math.PI) / 180;
+  // torchvision's rotation-shear R(rot) SHy(sy) SHx(sx): [[a, b], [c, d]], det 1
+  const a = Math.cos(rot - sy) / Math.cos(sy);
+  const b = (-Math.cos(rot - sy) * Math.tan(sx)) / Math.cos(sy) - Math.sin(rot);
+  const c = Math.sin(rot - sy) / Math.cos(sy);
+  const d = (-Math.sin(rot - sy) * Math.tan(sx)) / Math.cos(sy) + Math.cos(rot);
+  // The inverse, divided by the scale; an aspect stretch diag(sqrt r, 1/sqrt r) comes first in the forward map,
+  // so its inverse scales the inverse's rows.
+  const r = Math.sqrt(p.aspect ?? 1);
+  const m = [d / r, -b / r, 0, -c * r, a * r, 0].map((v) => v / p.scale);
   m[2] = m[0] * -p.tx + m[1] * -p.ty;
   m[5] = m[3] * -p.tx + m[4] * -p.ty;
   // input_pixel = m @ [x_pixel, y_pixel, 1] with pixel = normalised * size / 2
@@ -188,7 +219,11 @@ export function drawAffine(c: AugmentConfig, rng: Rng, rows: number, cols: numbe
   const ty = Math.round(rng.uniform(-c.translate * rows, c.translate * rows));
   const scale = rng.uniform(c.scale[0], c.scale[1]);
   const shear = rng.uniform(-c.shear, c.shear);
-  return { angle, tx, ty, scale, shear };
+  const p: AffineParams = { angle, tx, ty, scale, shear };
+  // drawn only when asked for, so that configurations without them keep their random streams
+  if (c.shearY) p.shearY = rng.uniform(-c.shearY, c.shearY);
+  if (hasAspect(c)) p.aspect = Math.exp(rng.uniform(Math.log(c.aspect![0]), Math.log(c.aspect![1])));
+  return p;
 }
 
 /**
