@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as ort from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
-import { AUGMENT_NONE, AUGMENT_PRESET, Augmenter, affineTheta, batchRng, buildAugmentGraph, drawAffine, drawBatch, gaussianTaps, STRETCH_FLOOR, type AffineParams, type AugmentConfig } from "../src/augment/augment.ts";
+import { AUGMENT_NONE, AUGMENT_PRESET, Augmenter, affineTheta, augmentFeeds, batchRng, buildAugmentGraph, drawAffine, drawBatch, gaussianTaps, STRETCH_FLOOR, type AffineParams, type AugmentConfig } from "../src/augment/augment.ts";
 import { loadMnist } from "../src/data/node.ts";
 import { fillBatch } from "../src/data/dataset.ts";
 import { buildProgram, initialValues } from "../src/program/program.ts";
@@ -33,9 +33,7 @@ fillBatch(data.train, Uint32Array.from({ length: N }, (_, i) => i), 0, N, images
 
 async function runGraph(c: AugmentConfig, feeds: { theta: Float32Array; noise?: Float32Array; stroke?: Float32Array }): Promise<Float32Array> {
   const s = await ort.InferenceSession.create(buildAugmentGraph(c, 28, 28));
-  const f: Record<string, ort.Tensor> = { images: new ort.Tensor("float32", images, [N, 1, 28, 28]), theta: new ort.Tensor("float32", feeds.theta, [N, 2, 3]) };
-  if (feeds.noise) f.noise = new ort.Tensor("float32", feeds.noise, [N, 2, 28, 28]);
-  if (feeds.stroke) f.stroke = new ort.Tensor("float32", feeds.stroke, [N, 1, 1, 1]);
+  const f: Record<string, ort.Tensor> = { images: new ort.Tensor("float32", images, [N, 1, 28, 28]), ...augmentFeeds(ort, feeds, N, 28, 28) };
   const out = (await s.run(f)).augmented.data as Float32Array;
   await s.release();
   return out;
@@ -223,6 +221,28 @@ describe("augmented training is reproducible", () => {
     await aug.apply(y, N, batchRng(0, 2, 7));
     expect(Buffer.from(x.buffer).equals(Buffer.from(y.buffer))).toBe(true);
     expect(maxAbsDiff(x, images)).toBeGreaterThan(0.5);
+    await aug.release();
+  });
+
+  it("augmentation inside the training step (one run a step) gives the parameters, bit for bit, of a separate augmentation session before each plain step; without it they differ", async () => {
+    const plainProgram = buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"));
+    const inStep = buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"), {}, { config: FULL, rows: 28, cols: 28 });
+    expect(inStep.opTypes.trainStep).toContain("GridSample");
+    expect(plainProgram.opTypes.trainStep).not.toContain("GridSample");
+    const init = initialValues(plainProgram.plan, 3);
+    const make = (p: typeof plainProgram) => Trainer.create(ort, p, Trainer.freshState(p, init.params, init.buffers), { threads: 2, noiseSeed: 3 });
+    const o = { epochs: 2, batchSize: 100, skipEval: true, position: startPosition(3) }; // 11 steps an epoch, the last one of 24
+    const aug = await Augmenter.create(ort, FULL, { threads: 2 });
+    const separate = await make(plainProgram);
+    await fit(separate, data.train, data.test, { ...o, augment: (x, n, at) => aug.apply(x, n, batchRng(3, at.epoch, at.batch)) });
+    const fused = await make(inStep);
+    await fit(fused, data.train, data.test, o);
+    expect(fused.step).toBe(22);
+    expect(Buffer.from(fused.getParameters().buffer).equals(Buffer.from(separate.getParameters().buffer))).toBe(true);
+    const plain = await make(plainProgram);
+    await fit(plain, data.train, data.test, o);
+    expect(Buffer.from(plain.getParameters().buffer).equals(Buffer.from(fused.getParameters().buffer))).toBe(false);
+    await expect(fused.trainStep(new Float32Array(784), new BigInt64Array(1), 1)).rejects.toThrow("needs its batch's position");
     await aug.release();
   });
 

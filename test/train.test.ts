@@ -101,12 +101,13 @@ describe("onnx-mnist train", CLI_RUNS, () => {
     expect(worst).toBeLessThan(1e-5);
   });
 
-  it("Ctrl-C saves a valid checkpoint and exits 130; --resume ends with the same parameters, bit for bit, as an uninterrupted run", async () => {
-    const flags = ["--epochs", "2", "--train-limit", "16000", "--test-limit", "500", "--seed", "7", "--threads", "2"];
-    const whole = join(root, "whole");
+  it.each([["", []], [" (with --augment, inside the training step)", ["--augment"]]])("Ctrl-C saves a valid checkpoint and exits 130; --resume ends with the same parameters, bit for bit, as an uninterrupted run%s", async (what, extra) => {
+    const flags = ["--epochs", "2", "--train-limit", "16000", "--test-limit", "500", "--seed", "7", "--threads", "2", ...(extra as string[])];
+    const tag = what ? "-aug" : "";
+    const whole = join(root, `whole${tag}`);
     expect(cli("train", ...flags, "--out", whole).code).toBe(0);
 
-    const cut = join(root, "cut");
+    const cut = join(root, `cut${tag}`);
     const child = spawn(process.execPath, ["bin/onnx-mnist.js", "train", ...flags, "--out", cut], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     child.stdout.on("data", (d) => (stdout += d));

@@ -1,6 +1,7 @@
 /**
- * Data augmentation as a small ONNX graph of its own, run by its own InferenceSession on each batch before the
- * training step: it runs in onnxruntime's threads, and identically in onnxruntime-node and onnxruntime-web.
+ * Data augmentation as a few standard ONNX ops: emitted at the head of the training-step graph (augmentInto, used by
+ * src/program), or as a graph of their own run by a second InferenceSession before each step (Augmenter). Either
+ * way it runs in onnxruntime's threads, and identically in onnxruntime-node and onnxruntime-web.
  * The randomness is drawn in JS from a seeded RNG derived from (seed, epoch, batch), so the same seed gives the
  * same augmented batches bit for bit, and a resumed run sees exactly the batches it would have seen.
  *
@@ -18,6 +19,8 @@
 import type * as OrtCommon from "onnxruntime-common";
 import { G } from "../ops/builder.ts";
 import type { PoolAttrs } from "../ops/pool.ts";
+import { emitReduce } from "../ops/reduce.ts";
+import type { Value } from "../graph/value.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { Rng } from "../random.ts";
 
@@ -126,57 +129,72 @@ export function gaussianTaps(sigma: number): Float32Array {
   return Float32Array.from(taps, (t) => t / sum);
 }
 
+/** The per-batch random inputs of the augmentation, in its own graph and in a training step that contains it. */
+export const AUGMENT_INPUTS = { theta: "augment.theta", noise: "augment.noise", stroke: "augment.stroke" } as const;
+
 /**
- * The augmentation graph for [N, 1, rows, cols] images. Inputs: `images`; `theta` [N, 2, 3], the affine map of
- * output to input in affine_grid's normalised coordinates; `noise` [N, 2, rows, cols] in [-1, 1] (x then y), when
- * elastic; `stroke` [N, 1, 1, 1] in [-1, 1], when stroke jitter is on. Output: `augmented`.
+ * The augmentation graph for [N, 1, rows, cols] images, on its own: input `images`, output `augmented` (see
+ * augmentInto for the random inputs).
  */
 export function buildAugmentGraph(c: AugmentConfig, rows: number, cols: number): Uint8Array {
   const g = new G("augment");
-  const x = g.input("images", ["N", 1, rows, cols], "float32");
-  const theta = g.input("theta", ["N", 2, 3], "float32");
-  // affine_grid's base grid (align_corners=0): pixel centres at (2i + 1)/W - 1, one row [x, y, 1] per pixel.
-  const base = new Float32Array(rows * cols * 3);
-  for (let i = 0; i < rows; i++)
-    for (let j = 0; j < cols; j++) base.set([(2 * j + 1) / cols - 1, (2 * i + 1) / rows - 1, 1], (i * cols + j) * 3);
-  // grid[n, p] = theta[n] @ [x_p, y_p, 1]: [1, HW, 3] x [N, 3, 2] -> [N, HW, 2]
-  let grid = g.reshape(g.matMul(g.constant(base, [1, rows * cols, 3]), g.transpose(theta, [0, 2, 1])), ["N", rows, cols, 2]);
-  if (c.elasticAlpha > 0) {
-    const noise = g.input("noise", ["N", 2, rows, cols], "float32");
-    // Smoothing each noise plane P by the Gaussian (zeros beyond the edge) is S = K_rows P K_cols^T with banded
-    // matrices K[i, j] = taps[j - i + r]: two MatMuls. (Measured: 5-10x faster than a separable Conv, whose
-    // one-channel 33-tap im2col ORT runs as hundreds of tiny GEMMs.)
-    if (rows !== cols) throw new RangeError(`--elastic needs square images, these are ${rows}x${cols}; leave it out (--elastic 0)`);
-    const band = gaussianBand(c.elasticSigma, rows);
-    // alpha pixels are 2 alpha / W in normalised coordinates: fold that factor into the second matrix.
-    const k = (2 * c.elasticAlpha) / cols;
-    const planes = g.matMul(g.constant(band, [rows, rows]), g.reshape(noise, ["N2", rows, cols]));
-    const bandT = new Float32Array(rows * rows);
-    for (let i = 0; i < rows; i++) for (let j = 0; j < rows; j++) bandT[j * rows + i] = band[i * rows + j] * k;
-    const smooth = g.matMul(planes, g.constant(bandT, [rows, rows]));
-    grid = g.add(grid, g.transpose(g.reshape(smooth, ["N", 2, rows, cols]), [0, 2, 3, 1]));
-  }
-  let y = g.node("GridSample", [x, grid], { align_corners: 0, mode: c.interpolation ?? "bilinear", padding_mode: "zeros" }, [{ shape: x.shape, dtype: "float32" }])[0];
-  if (c.stroke > 0) {
-    const w = g.input("stroke", ["N", 1, 1, 1], "float32");
-    const pool: PoolAttrs = { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] };
-    const dilate = g.maxPool(y, pool);
-    const erode = g.neg(g.maxPool(g.neg(y), pool));
-    // thinner: min(-w, 1) of the way to one erosion (a second one leaves nothing of most MNIST strokes)
-    const thin = c.stroke > 1 ? g.clip(g.neg(w), 0, 1) : g.relu(g.neg(w));
-    const thick = c.stroke > 1 ? g.clip(w, 0, 1) : g.relu(w);
-    let out = g.add(g.add(y, g.mul(thick, g.sub(dilate, y))), g.mul(thin, g.sub(erode, y)));
-    // thicker than one dilation: w - 1 of the way from one dilation to two (a 5x5 one)
-    if (c.stroke > 1) out = g.add(out, g.mul(g.relu(g.sub(w, g.scalar(1))), g.sub(g.maxPool(dilate, pool), dilate)));
-    y = out;
-    // Then the preprocessing's stretch (src/image/preprocess.ts): every input the model meets has its strongest
-    // pixel at 1, so an eroded digit must look like a thin-pen digit after preprocessing (a full-strength core,
-    // faint edges), not like a faded one. Peaks under STRETCH_FLOOR are not stretched all the way (no speckle).
-    const peak = g.node("ReduceMax", [y], { axes: [1, 2, 3], keepdims: 1 }, [{ shape: ["N", 1, 1, 1], dtype: "float32" }])[0];
-    y = g.div(y, g.clip(peak, STRETCH_FLOOR));
-  }
+  const y = augmentInto(g, g.input("images", ["N", 1, rows, cols], "float32"), c, rows, cols);
   g.output(y, "augmented");
   return encodeModel(g.toModel({ docString: `onnx-mnist augmentation: ${JSON.stringify(c)}` }));
+}
+
+/**
+ * Emits the augmentation of x ([N, 1, rows, cols]) into g and returns the augmented images; used on its own
+ * (buildAugmentGraph) and at the head of the training step (src/program), where it saves a session run per step.
+ * Its inputs (AUGMENT_INPUTS): `theta` [N, 2, 3], the affine map of output to input in affine_grid's normalised
+ * coordinates; `noise` [N, 2, rows, cols] in [-1, 1] (x then y), when elastic; `stroke` [N, 1, 1, 1] in [-1, 1],
+ * when stroke jitter is on. Nothing here is differentiated.
+ */
+export function augmentInto(g: G, x: Value, c: AugmentConfig, rows: number, cols: number): Value {
+  return g.untaped(() => {
+    const theta = g.input(AUGMENT_INPUTS.theta, ["N", 2, 3], "float32");
+    // affine_grid's base grid (align_corners=0): pixel centres at (2i + 1)/W - 1, one row [x, y, 1] per pixel.
+    const base = new Float32Array(rows * cols * 3);
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < cols; j++) base.set([(2 * j + 1) / cols - 1, (2 * i + 1) / rows - 1, 1], (i * cols + j) * 3);
+    // grid[n, p] = theta[n] @ [x_p, y_p, 1]: [1, HW, 3] x [N, 3, 2] -> [N, HW, 2]
+    let grid = g.reshape(g.matMul(g.constant(base, [1, rows * cols, 3]), g.transpose(theta, [0, 2, 1])), ["N", rows, cols, 2]);
+    if (c.elasticAlpha > 0) {
+      const noise = g.input(AUGMENT_INPUTS.noise, ["N", 2, rows, cols], "float32");
+      // Smoothing each noise plane P by the Gaussian (zeros beyond the edge) is S = K_rows P K_cols^T with banded
+      // matrices K[i, j] = taps[j - i + r]: two MatMuls. (Measured: 5-10x faster than a separable Conv, whose
+      // one-channel 33-tap im2col ORT runs as hundreds of tiny GEMMs.)
+      if (rows !== cols) throw new RangeError(`--elastic needs square images, these are ${rows}x${cols}; leave it out (--elastic 0)`);
+      const band = gaussianBand(c.elasticSigma, rows);
+      // alpha pixels are 2 alpha / W in normalised coordinates: fold that factor into the second matrix.
+      const k = (2 * c.elasticAlpha) / cols;
+      const planes = g.matMul(g.constant(band, [rows, rows]), g.reshape(noise, ["N2", rows, cols]));
+      const bandT = new Float32Array(rows * rows);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < rows; j++) bandT[j * rows + i] = band[i * rows + j] * k;
+      const smooth = g.matMul(planes, g.constant(bandT, [rows, rows]));
+      grid = g.add(grid, g.transpose(g.reshape(smooth, ["N", 2, rows, cols]), [0, 2, 3, 1]));
+    }
+    let y = g.node("GridSample", [x, grid], { align_corners: 0, mode: c.interpolation ?? "bilinear", padding_mode: "zeros" }, [{ shape: x.shape, dtype: "float32" }])[0];
+    if (c.stroke > 0) {
+      const w = g.input(AUGMENT_INPUTS.stroke, ["N", 1, 1, 1], "float32");
+      const pool: PoolAttrs = { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] };
+      const dilate = g.maxPool(y, pool);
+      const erode = g.neg(g.maxPool(g.neg(y), pool));
+      // thinner: min(-w, 1) of the way to one erosion (a second one leaves nothing of most MNIST strokes)
+      const thin = c.stroke > 1 ? g.clip(g.neg(w), 0, 1) : g.relu(g.neg(w));
+      const thick = c.stroke > 1 ? g.clip(w, 0, 1) : g.relu(w);
+      let out = g.add(g.add(y, g.mul(thick, g.sub(dilate, y))), g.mul(thin, g.sub(erode, y)));
+      // thicker than one dilation: w - 1 of the way from one dilation to two (a 5x5 one)
+      if (c.stroke > 1) out = g.add(out, g.mul(g.relu(g.sub(w, g.scalar(1))), g.sub(g.maxPool(dilate, pool), dilate)));
+      y = out;
+      // Then the preprocessing's stretch (src/image/preprocess.ts): every input the model meets has its strongest
+      // pixel at 1, so an eroded digit must look like a thin-pen digit after preprocessing (a full-strength core,
+      // faint edges), not like a faded one. Peaks under STRETCH_FLOOR are not stretched all the way (no speckle).
+      const peak = emitReduce(g, "ReduceMax", y, { axes: [1, 2, 3], keepdims: true }, { shape: ["N", 1, 1, 1], dtype: "float32" })[0];
+      y = g.div(y, g.clip(peak, STRETCH_FLOOR));
+    }
+    return y;
+  });
 }
 
 /** One image's affine parameters, as torchvision's RandomAffine.get_params draws them. */
@@ -259,7 +277,19 @@ export function drawBatch(c: AugmentConfig, rng: Rng, n: number, rows: number, c
 
 type Ort = Pick<typeof OrtCommon, "InferenceSession" | "Tensor">;
 
-/** The augmentation session; `apply` replaces a batch with its augmented version. */
+/** One batch's draws as the tensors that feed the augmentation's inputs (AUGMENT_INPUTS). */
+export function augmentFeeds(ort: Pick<typeof OrtCommon, "Tensor">, d: ReturnType<typeof drawBatch>, n: number, rows: number, cols: number): Record<string, OrtCommon.Tensor> {
+  const feeds: Record<string, OrtCommon.Tensor> = { [AUGMENT_INPUTS.theta]: new ort.Tensor("float32", d.theta, [n, 2, 3]) };
+  if (d.noise) feeds[AUGMENT_INPUTS.noise] = new ort.Tensor("float32", d.noise, [n, 2, rows, cols]);
+  if (d.stroke) feeds[AUGMENT_INPUTS.stroke] = new ort.Tensor("float32", d.stroke, [n, 1, 1, 1]);
+  return feeds;
+}
+
+/**
+ * The augmentation as a session of its own; `apply` replaces a batch with its augmented version. For training
+ * steps without augmentation inside (build-graph's artifacts): a run of its own costs more than the same ops in
+ * the step (measured: 1.22x the time of an epoch without augmentation for mycnn, against 1.07-1.10x inside).
+ */
 export class Augmenter {
   private constructor(
     private readonly ort: Ort,
@@ -284,14 +314,10 @@ export class Augmenter {
   /** Augments the first n images of x ([n, 1, rows, cols]) in place with the random draws of `rng`. */
   async apply(x: Float32Array, n: number, rng: Rng): Promise<void> {
     const { rows, cols } = this;
-    const T = this.ort.Tensor;
-    const r = drawBatch(this.config, rng, n, rows, cols);
     const feeds: Record<string, OrtCommon.Tensor> = {
-      images: new T("float32", x.subarray(0, n * rows * cols), [n, 1, rows, cols]),
-      theta: new T("float32", r.theta, [n, 2, 3]),
+      images: new this.ort.Tensor("float32", x.subarray(0, n * rows * cols), [n, 1, rows, cols]),
+      ...augmentFeeds(this.ort, drawBatch(this.config, rng, n, rows, cols), n, rows, cols),
     };
-    if (r.noise) feeds.noise = new T("float32", r.noise, [n, 2, rows, cols]);
-    if (r.stroke) feeds.stroke = new T("float32", r.stroke, [n, 1, 1, 1]);
     const out = await this.session.run(feeds);
     x.set(out.augmented.data as Float32Array);
   }

@@ -36,6 +36,9 @@ export interface LoadOptions {
   testLimit?: number;
 }
 
+/** The side of every image an MNIST-format directory may hold here (MNIST, Fashion-MNIST, EMNIST). */
+export const MNIST_SIDE = 28;
+
 /** Reads the train and test splits of `dir` (default: the bundled MNIST). Images must be 28x28. */
 export function loadMnist(dir: string = defaultMnistDir(), o: LoadOptions = {}): MnistData {
   if (!existsSync(dir)) throw new DataError(`${dir}: no such directory; ${HOLDS}`);
@@ -62,7 +65,7 @@ function readSplit(dir: string, name: string, imagesFile: string, labelsFile: st
   const images = parseIdx(read(imagesPath), imagesPath);
   const labels = parseIdx(read(labelsPath), labelsPath);
   const split = makeSplit(images, labels, `${name} split in ${dir}`, { images: imagesPath, labels: labelsPath });
-  if (split.rows !== 28 || split.cols !== 28) {
+  if (split.rows !== MNIST_SIDE || split.cols !== MNIST_SIDE) {
     throw new DataError(`${imagesPath}: images are ${split.rows}x${split.cols}, but onnx-mnist models take 28x28 (as MNIST and Fashion-MNIST)`);
   }
   return split;

@@ -19,7 +19,7 @@ function reduced(x: Value, { axes, keepdims }: ReduceAttrs): Dim[] {
 }
 
 /** A ReduceMean/ReduceMax node: axes as an input from opset 18, as an attribute before. */
-function emitReduce(g: import("./builder.ts").G, op: "ReduceMean" | "ReduceMax", x: Value | undefined, { axes, keepdims }: ReduceAttrs, out: OutSpec): Value[] {
+export function emitReduce(g: import("./builder.ts").G, op: "ReduceMean" | "ReduceMax", x: Value | undefined, { axes, keepdims }: ReduceAttrs, out: OutSpec): Value[] {
   return g.opset >= 18 ? g.node(op, [x, g.ints(axes)], { keepdims: keepdims ? 1 : 0 }, [out]) : g.node(op, [x], { axes, keepdims: keepdims ? 1 : 0 }, [out]);
 }
 

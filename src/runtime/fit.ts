@@ -113,7 +113,7 @@ export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOpt
       const n = fillBatch(train, order, b * o.batchSize, Math.min(train.count, (b + 1) * o.batchSize), x, y, scaled);
       if (o.augment) await o.augment(x, n, { epoch: pos.epoch, batch: b });
       if (o.lrAt) trainer.lr = o.lrAt(trainer.step);
-      const r = await trainer.trainStep(x, y, n);
+      const r = await trainer.trainStep(x, y, n, { epoch: pos.epoch, batch: b });
       lastLoss = r.loss;
       if (!Number.isFinite(r.loss)) return { status: "diverged", position: pos, lastLoss };
       pos = {

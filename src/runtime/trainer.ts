@@ -13,6 +13,7 @@ import type { ModelIR } from "../ir/ir.ts";
 import { importOnnx } from "../ir/import.ts";
 import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
 import { Rng, type RngState } from "../random.ts";
+import { augmentFeeds, batchRng, drawBatch } from "../augment/augment.ts";
 import type { RunConfig } from "./config.ts";
 
 export type Ort = Pick<typeof OrtCommon, "InferenceSession" | "Tensor" | "env">;
@@ -20,7 +21,13 @@ type Session = OrtCommon.InferenceSession;
 type Tensor = OrtCommon.Tensor;
 
 /** What a Trainer needs: the two graphs, the model plan and the optimizer (a Program, or read from files). */
-export type TrainingProgram = Pick<Program, "plan" | "optimizer" | "stateNames" | "noise" | "trainStep" | "evalStep">;
+export type TrainingProgram = Pick<Program, "plan" | "optimizer" | "stateNames" | "noise" | "trainStep" | "evalStep"> & Partial<Pick<Program, "augment">>;
+
+/** Where a batch is in the run: what the augmentation's draws of an augmenting training step depend on. */
+export interface BatchPosition {
+  epoch: number;
+  batch: number;
+}
 
 export interface CheckpointPosition {
   epoch: number;
@@ -45,7 +52,7 @@ export interface TrainerOptions {
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
   /** Write outputs into preallocated tensors (default: true on onnxruntime-node, false elsewhere). */
   preallocate?: boolean;
-  /** Seed of the per-step noise of Dropout masks (the run's seed), so a resumed run draws the same masks. */
+  /** Seed of the per-step noise of Dropout masks and of an augmenting step's draws (the run's seed), so a resumed run draws the same. */
   noiseSeed?: number;
 }
 
@@ -152,8 +159,8 @@ export class Trainer {
     return feeds;
   }
 
-  /** The training step's inputs: the batch, the current state, the step number, `lr` and the Dropout noise. */
-  private trainFeeds(images: Float32Array, labels: BigInt64Array, n: number, lr: number): Record<string, Tensor> {
+  /** The training step's inputs: the batch, the current state, the step number, `lr`, the Dropout noise and the augmentation's draws. */
+  private trainFeeds(images: Float32Array, labels: BigInt64Array, n: number, lr: number, at?: BatchPosition): Record<string, Tensor> {
     const T = this.ort.Tensor;
     return {
       ...this.batchFeeds(images, labels, n),
@@ -161,7 +168,19 @@ export class Trainer {
       [io.step]: new T("int64", BigInt64Array.of(BigInt(this.stepCount)), []),
       [io.lr]: new T("float32", Float32Array.of(lr), []),
       ...this.noiseFeeds(n),
+      ...this.augmentFeeds(n, at),
     };
+  }
+
+  /**
+   * The draws of an augmenting training step: a function of (seed, epoch, batch) alone (batchRng), the same as a
+   * separate Augmenter's, so a resumed run redoes them exactly.
+   */
+  private augmentFeeds(n: number, at: BatchPosition | undefined): Record<string, Tensor> {
+    const a = this.program.augment;
+    if (!a) return {};
+    if (!at) throw new Error("internal error: an augmenting training step needs its batch's position (epoch, batch)");
+    return augmentFeeds(this.ort, drawBatch(a.config, batchRng(this.noiseSeed, at.epoch, at.batch), n, a.rows, a.cols), n, a.rows, a.cols);
   }
 
   /** The evaluation graph's inputs: the batch, the current parameters and buffers. */
@@ -172,10 +191,13 @@ export class Trainer {
     return feeds;
   }
 
-  /** One optimizer step on a batch of n images ([n, C, H, W] floats) and labels. */
-  async trainStep(images: Float32Array, labels: BigInt64Array, n = labels.length): Promise<StepResult> {
+  /**
+   * One optimizer step on a batch of n images ([n, C, H, W] floats) and labels; `at`, the batch's place in the
+   * run, is needed when the program augments (its draws depend on it).
+   */
+  async trainStep(images: Float32Array, labels: BigInt64Array, n = labels.length, at?: BatchPosition): Promise<StepResult> {
     const dst = this.sets[1 - this.cur];
-    const feeds = this.trainFeeds(images, labels, n, this.lr);
+    const feeds = this.trainFeeds(images, labels, n, this.lr, at);
     const stateNames = Object.keys(dst);
     let out: Record<string, Tensor>;
     if (this.preallocate) {
@@ -200,7 +222,7 @@ export class Trainer {
   async warmUp(runs = 1, n = 8): Promise<void> {
     const images = new Float32Array(n * this.program.plan.inputShape.reduce((a, b) => a * b, 1));
     const labels = new BigInt64Array(n);
-    const feeds = this.trainFeeds(images, labels, n, 0);
+    const feeds = this.trainFeeds(images, labels, n, 0, { epoch: 0, batch: 0 });
     const evalFeeds = this.evalFeeds(images, labels, n);
     for (let i = 0; i < runs; i++) {
       await this.train.run(feeds); // outputs allocated by the session and dropped: the state is not touched

@@ -20,7 +20,7 @@ import type { RunConfig } from "../../src/runtime/config.ts";
 import { fit, startPosition, type Position } from "../../src/runtime/fit.ts";
 import { limitSplit, type MnistData } from "../../src/data/dataset.ts";
 import { decodeSubset } from "../../src/web-assets/mnist-subset.ts";
-import { AUGMENT_PRESET, Augmenter, batchRng } from "../../src/augment/augment.ts";
+import { AUGMENT_PRESET } from "../../src/augment/augment.ts";
 import type { FromWorker, RunSettings, Snapshot, StepPoint, ToWorker } from "./protocol.ts";
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -34,7 +34,6 @@ interface Run {
   /** The checkpoint's `config`: the same keys `onnx-mnist train` writes, so `train --resume` continues the run. */
   config: RunConfig;
   seconds: number;
-  augmenter?: Augmenter;
 }
 
 let run: Run | null = null;
@@ -117,12 +116,13 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
   post({ type: "status", text: `building the ${s.model} training graph…` });
   // A built-in model, or an ONNX classifier imported into the same model IR (fine-tuned from its own weights).
   const model = s.onnx ? importOnnx(s.onnx.bytes, { source: s.onnx.name }) : builtinSpec(s.model);
-  const program = buildProgram(model, optimizerConfig("adam", { lr: s.lr }));
+  // The Augment switch: the preset, at the head of the training step (drawn from the seed, as train --augment).
+  const augment = s.augment ? { config: AUGMENT_PRESET, rows: data.train.rows, cols: data.train.cols } : null;
+  const program = buildProgram(model, optimizerConfig("adam", { lr: s.lr }), {}, augment);
   const init = initialValues(program.plan, s.seed);
   const old = run;
   run = null;
   await old?.trainer.release();
-  await old?.augmenter?.release();
   post({ type: "status", text: "creating the onnxruntime-web sessions…" });
   const trainer = await Trainer.create(ort as unknown as Ort, program, Trainer.freshState(program, init.params, init.buffers), {
     sessionOptions: { executionProviders: ["wasm"] },
@@ -144,8 +144,7 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
     augment: s.augment ? AUGMENT_PRESET : null,
     trained_in: `browser, onnxruntime-web ${ort.env.versions.web ?? "?"}`,
   };
-  const augmenter = s.augment ? await Augmenter.create(ort as unknown as Ort, AUGMENT_PRESET, { sessionOptions: { executionProviders: ["wasm"] } }) : undefined;
-  run = { settings: s, trainer, data, position: startPosition(s.seed), config, seconds: 0, augmenter };
+  run = { settings: s, trainer, data, position: startPosition(s.seed), config, seconds: 0 };
   post({
     type: "started",
     params: program.plan.paramCount,
@@ -179,7 +178,6 @@ async function train_(r: Run): Promise<void> {
       epochs,
       batchSize,
       position: r.position,
-      augment: r.augmenter && ((x, n, at) => r.augmenter!.apply(x, n, batchRng(r.settings.seed, at.epoch, at.batch))),
       shouldStop: async () => {
         await yieldToEvents();
         return stopRequested;
