@@ -246,6 +246,28 @@ describe("augmented training is reproducible", () => {
     await aug.release();
   });
 
+  it("a checkpoint of a run augmented inside its training step resumes augmented from its bytes alone (Trainer.fromCheckpoint: the run's augmentation and seed): the same parameters, bit for bit, as the uninterrupted run", async () => {
+    const program = buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"), {}, { config: AUGMENT_PRESET, rows: 28, cols: 28 });
+    const init = initialValues(program.plan, 11);
+    const o = { epochs: 2, batchSize: 128, skipEval: true };
+    const fresh = () => Trainer.create(ort, program, Trainer.freshState(program, init.params, init.buffers), { threads: 2, noiseSeed: 11 });
+    const whole = await fresh();
+    await fit(whole, data.train, data.test, { ...o, position: startPosition(11) });
+    const first = await fresh();
+    let steps = 0;
+    const cut = await fit(first, data.train, data.test, { ...o, position: startPosition(11), shouldStop: () => ++steps === 11 });
+    expect(cut.status).toBe("interrupted");
+    const ck = first.saveCheckpoint({ ...cut.position, config: { augment: AUGMENT_PRESET, seed: 11 } });
+    const { trainer: second, checkpoint } = await Trainer.fromCheckpoint(ort, ck, { threads: 2 });
+    expect(second.program.augment?.config).toEqual(AUGMENT_PRESET);
+    const position: Position = { epoch: checkpoint.header.epoch, stepInEpoch: checkpoint.header.stepInEpoch, epochRng: checkpoint.header.epochRng, epochStats: checkpoint.header.epochStats! };
+    await fit(second, data.train, data.test, { ...o, position });
+    expect(Buffer.from(second.getParameters().buffer).equals(Buffer.from(whole.getParameters().buffer))).toBe(true);
+    // a damaged augmentation in the header is named, not trained with
+    const bad = first.saveCheckpoint({ ...cut.position, config: { augment: { ...AUGMENT_PRESET, stroke: 7 }, seed: 11 } });
+    await expect(Trainer.fromCheckpoint(ort, bad)).rejects.toThrow(/checkpoint: the run's augmentation is not valid \(--stroke must be in \[0, 2\]/);
+  });
+
   it("training interrupted mid-epoch and resumed from its saved state ends with the same parameters, bit for bit, as an uninterrupted run; without augmentation they differ", async () => {
     const program = buildProgram(builtinSpec("mycnn"), optimizerConfig("adam"));
     const init = initialValues(program.plan, 11);

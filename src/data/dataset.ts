@@ -12,6 +12,9 @@ import { DataError, type Idx } from "./idx.ts";
 
 export const CLASSES = 10;
 
+/** The side of every image onnx-mnist trains on: an MNIST-format directory (MNIST, Fashion-MNIST) holds 28x28. */
+export const MNIST_SIDE = 28;
+
 /** One split: `count` images of rows x cols uint8 pixels (row-major, one after another) and their labels. */
 export interface Split {
   images: Uint8Array;

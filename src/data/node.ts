@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { parseIdx, DataError, MAX_IDX_BYTES } from "./idx.ts";
-import { limitSplit, makeSplit, type MnistData, type Split } from "./dataset.ts";
+import { limitSplit, makeSplit, MNIST_SIDE, type MnistData, type Split } from "./dataset.ts";
 
 export const MNIST_FILES = {
   trainImages: "train-images-idx3-ubyte",
@@ -35,9 +35,6 @@ export interface LoadOptions {
   /** Use only the first N test images. */
   testLimit?: number;
 }
-
-/** The side of every image an MNIST-format directory may hold here (MNIST, Fashion-MNIST, EMNIST). */
-export const MNIST_SIDE = 28;
 
 /** Reads the train and test splits of `dir` (default: the bundled MNIST). Images must be 28x28. */
 export function loadMnist(dir: string = defaultMnistDir(), o: LoadOptions = {}): MnistData {

@@ -9,7 +9,7 @@ import * as ort from "onnxruntime-node";
 import type { PixelConvention } from "../ir/ir.ts";
 import { basename, dirname, resolve } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
-import { buildProgram, initialValues, planModel, type AugmentSpec } from "../program/program.ts";
+import { augmentSpecFor, buildProgram, initialValues, planModel } from "../program/program.ts";
 import { optimizerConfig, type OptimizerName } from "../optim/optimizer.ts";
 import { lrAt, type LrSchedule } from "../optim/schedule.ts";
 import { Trainer, modelOfCheckpoint, stateFromCheckpoint, type TrainingProgram, type TrainingState } from "../runtime/trainer.ts";
@@ -18,7 +18,7 @@ import { checkpointRecord, epochRecord, runRecord, stepRecord, type MetricsRecor
 import { checkLimits } from "../runtime/limits.ts";
 import type { CheckpointData } from "../runtime/checkpoint.ts";
 import type { ModelPlan } from "../ir/plan.ts";
-import { loadMnist, MNIST_SIDE } from "../data/node.ts";
+import { loadMnist } from "../data/node.ts";
 import { checkLabels } from "../data/dataset.ts";
 import { loadGraphDir, readCheckpointFile, resolveModel } from "./artifacts.ts";
 import { RunDir } from "./run-dir.ts";
@@ -103,15 +103,6 @@ export async function trainRun(o: TrainOptions, hooks: TrainHooks = {}): Promise
   }
 }
 
-/**
- * Augmentation inside the training step, for the 28x28 images of an MNIST-format directory; null without it, or
- * for a model that takes another size (refused with its own message once the data is read).
- */
-function augmentSpec(augment: AugmentConfig | null | undefined, plan: ModelPlan): AugmentSpec | null {
-  const px = plan.inputShape.reduce((a, b) => a * b, 1);
-  return augment && px === MNIST_SIDE * MNIST_SIDE ? { config: augment, rows: MNIST_SIDE, cols: MNIST_SIDE } : null;
-}
-
 async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDir; savedStep?: number }): Promise<TrainOutcome> {
   let program: TrainingProgram;
   let state: TrainingState;
@@ -129,7 +120,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
     const plan = planModel(model);
     checkLimits(plan, config.batch_size);
     checkRunIdentity(resumed, ck, plan, ckPath);
-    program = buildProgram(model, ck.header.optimizer, {}, augmentSpec(config.augment, plan));
+    program = buildProgram(model, ck.header.optimizer, {}, augmentSpecFor(plan, config.augment));
     state = stateFromCheckpoint(program, ck, ckPath);
     held.savedStep = ck.header.step;
     position = { epoch: ck.header.epoch, stepInEpoch: ck.header.stepInEpoch, epochRng: ck.header.epochRng, epochStats: ck.header.epochStats ?? { lossSum: 0, correct: 0, seen: 0 } };
@@ -164,7 +155,7 @@ async function trainHeld(o: TrainOptions, hooks: TrainHooks, held: { run?: RunDi
       const model = resolveModel(o);
       const plan = planModel(model);
       checkLimits(plan, o.batchSize);
-      program = buildProgram(model, optimizerConfig(o.optimizer, o), {}, augmentSpec(config.augment, plan));
+      program = buildProgram(model, optimizerConfig(o.optimizer, o), {}, augmentSpecFor(plan, config.augment));
       const init = initialValues(program.plan, o.seed);
       if (o.initWeights) applyInitWeights(o.initWeights, program.plan, init);
       state = Trainer.freshState(program, init.params, init.buffers);

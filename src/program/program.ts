@@ -11,6 +11,7 @@ import { G, type Lowering } from "../ops/builder.ts";
 import { OPSET } from "../graph/graph.ts";
 import { numel, type Dim, type Value } from "../graph/value.ts";
 import { augmentInto, type AugmentConfig } from "../augment/augment.ts";
+import { MNIST_SIDE } from "../data/dataset.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { gradients } from "../autodiff/backward.ts";
 import type { ModelIR, IrConstant, TensorSpec } from "../ir/ir.ts";
@@ -76,6 +77,16 @@ export interface AugmentSpec {
   config: AugmentConfig;
   rows: number;
   cols: number;
+}
+
+/**
+ * Augmentation for a model's training step on the 28x28 images that onnx-mnist trains on (MNIST-format data), in
+ * whatever layout of their pixels the model takes; null for none, or for a model that takes another size (which
+ * that data cannot feed: refused with its own message where the data is read).
+ */
+export function augmentSpecFor(plan: ModelPlan, config: AugmentConfig | null | undefined): AugmentSpec | null {
+  const px = plan.inputShape.reduce((a, b) => a * b, 1);
+  return config && px === MNIST_SIDE * MNIST_SIDE ? { config, rows: MNIST_SIDE, cols: MNIST_SIDE } : null;
 }
 
 /** A model as a spec (lowered here) or as IR. */

@@ -8,12 +8,12 @@
  * step k reads set A and writes set B, step k+1 reads B and writes A. Nothing is copied between steps.
  */
 import type * as OrtCommon from "onnxruntime-common";
-import { io, buildInferenceModel, buildProgram, toIR, type Program } from "../program/program.ts";
+import { io, augmentSpecFor, buildInferenceModel, buildProgram, planModel, toIR, type Program } from "../program/program.ts";
 import type { ModelIR } from "../ir/ir.ts";
 import { importOnnx } from "../ir/import.ts";
 import { decodeCheckpoint, encodeCheckpoint, CheckpointError, type CheckpointData } from "./checkpoint.ts";
 import { Rng, type RngState } from "../random.ts";
-import { augmentFeeds, batchRng, drawBatch } from "../augment/augment.ts";
+import { augmentFeeds, batchRng, checkAugmentConfig, drawBatch } from "../augment/augment.ts";
 import type { RunConfig } from "./config.ts";
 
 export type Ort = Pick<typeof OrtCommon, "InferenceSession" | "Tensor" | "env">;
@@ -103,14 +103,25 @@ export class Trainer {
 
   /**
    * A Trainer from checkpoint bytes alone (like onnxruntime's CheckpointState + TrainingSession): the model
-   * spec and optimizer in its header rebuild the same graphs, its tensors restore the state. Returns the
+   * spec, optimizer and run configuration in its header rebuild the same graphs (with the run's augmentation,
+   * drawn from the run's seed unless opts.noiseSeed says otherwise), its tensors restore the state. Returns the
    * checkpoint too, for its position (epoch, step in epoch, RNG state) and config.
    */
   static async fromCheckpoint(ort: Ort, bytes: Uint8Array, opts: TrainerOptions & { source?: string } = {}): Promise<{ trainer: Trainer; checkpoint: CheckpointData }> {
     const source = opts.source ?? "checkpoint";
     const checkpoint = decodeCheckpoint(bytes, source);
-    const program = buildProgram(modelOfCheckpoint(checkpoint), checkpoint.header.optimizer);
-    const trainer = await Trainer.create(ort, program, stateFromCheckpoint(program, checkpoint, source), opts);
+    const { augment, seed } = checkpoint.header.config;
+    if (augment) {
+      try {
+        checkAugmentConfig(augment);
+      } catch (e) {
+        throw new CheckpointError(`${source}: the run's augmentation is not valid (${(e as Error).message}); the file is damaged`);
+      }
+    }
+    const model = modelOfCheckpoint(checkpoint);
+    const program = buildProgram(model, checkpoint.header.optimizer, {}, augmentSpecFor(planModel(model), augment));
+    const noiseSeed = opts.noiseSeed ?? (Number.isInteger(seed) ? seed : undefined);
+    const trainer = await Trainer.create(ort, program, stateFromCheckpoint(program, checkpoint, source), { ...opts, noiseSeed });
     return { trainer, checkpoint };
   }
 

@@ -11,7 +11,7 @@
  * macrotask (a MessageChannel round trip: unlike setTimeout, it is not clamped to 4 ms).
  */
 import * as ort from "onnxruntime-web/wasm";
-import { buildProgram, initialValues } from "../../src/program/program.ts";
+import { augmentSpecFor, buildProgram, initialValues, planModel } from "../../src/program/program.ts";
 import { builtinSpec } from "../../src/nn/spec.ts";
 import { importOnnx } from "../../src/ir/import.ts";
 import { optimizerConfig } from "../../src/optim/optimizer.ts";
@@ -117,8 +117,7 @@ async function start(m: Extract<ToWorker, { type: "start" }>): Promise<void> {
   // A built-in model, or an ONNX classifier imported into the same model IR (fine-tuned from its own weights).
   const model = s.onnx ? importOnnx(s.onnx.bytes, { source: s.onnx.name }) : builtinSpec(s.model);
   // The Augment switch: the preset, at the head of the training step (drawn from the seed, as train --augment).
-  const augment = s.augment ? { config: AUGMENT_PRESET, rows: data.train.rows, cols: data.train.cols } : null;
-  const program = buildProgram(model, optimizerConfig("adam", { lr: s.lr }), {}, augment);
+  const program = buildProgram(model, optimizerConfig("adam", { lr: s.lr }), {}, augmentSpecFor(planModel(model), s.augment ? AUGMENT_PRESET : null));
   const init = initialValues(program.plan, s.seed);
   const old = run;
   run = null;
