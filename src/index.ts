@@ -19,11 +19,12 @@ export { planModel, initialValues, type ModelPlan, type ModelInput } from "./pro
 export type { ModelIR } from "./ir/ir.ts";
 export { optimizerConfig, optimizerNames, type OptimizerConfig, type OptimizerName } from "./optim/optimizer.ts";
 export { lrAt, lrSchedules, type LrSchedule } from "./optim/schedule.ts";
-export { buildProgram, buildInferenceModel, DEFAULT_LOWERING, type Program } from "./program/program.ts";
+export { buildProgram, buildInferenceModel, DEFAULT_LOWERING, augmentSpecFor, type Program, type AugmentSpec } from "./program/program.ts";
+export { AUGMENT_PRESET, AUGMENT_NONE, checkAugmentConfig, describeAugment, type AugmentConfig } from "./augment/augment.ts";
 export type { Lowering } from "./ops/builder.ts";
 
 // Training: the Trainer over any `ort` module, the epoch loop, checkpoints.
-export { Trainer, type Ort, type TrainingProgram, type TrainingState, type TrainerOptions, type StepResult, type CheckpointPosition } from "./runtime/trainer.ts";
+export { Trainer, type Ort, type TrainingProgram, type TrainingState, type TrainerOptions, type StepResult, type CheckpointPosition, type BatchPosition } from "./runtime/trainer.ts";
 export { fit, evaluate, logitsOf, startPosition, type FitOptions, type FitStatus, type StepInfo, type EpochInfo, type EvalResult, type Position, type Predictor } from "./runtime/fit.ts";
 export { encodeCheckpoint, decodeCheckpoint, CheckpointError, type CheckpointData } from "./runtime/checkpoint.ts";
 
