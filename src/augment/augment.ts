@@ -23,6 +23,7 @@ import { emitReduce } from "../ops/reduce.ts";
 import type { Value } from "../graph/value.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { Rng } from "../random.ts";
+import { MNIST_SIDE } from "../data/dataset.ts";
 
 export type Interpolation = "nearest" | "bilinear";
 
@@ -301,8 +302,8 @@ export class Augmenter {
 
   static async create(ort: Ort, config: AugmentConfig, o: { rows?: number; cols?: number; threads?: number; sessionOptions?: OrtCommon.InferenceSession.SessionOptions } = {}): Promise<Augmenter> {
     checkAugmentConfig(config);
-    const rows = o.rows ?? 28;
-    const cols = o.cols ?? 28;
+    const rows = o.rows ?? MNIST_SIDE;
+    const cols = o.cols ?? MNIST_SIDE;
     const session = await ort.InferenceSession.create(buildAugmentGraph(config, rows, cols), {
       graphOptimizationLevel: "extended",
       ...(o.threads ? { intraOpNumThreads: o.threads, interOpNumThreads: 1 } : {}),

@@ -22,8 +22,10 @@
  * Browser-safe: the web demo runs it on a canvas's RGBA and `onnx-mnist predict` on decoded PNG/JPEG.
  */
 import { ImageError } from "./error.ts";
+import { MNIST_SIDE } from "../data/dataset.ts";
 
-export const SIDE = 28;
+/** The side of the image the model takes: MNIST's. */
+export const SIDE = MNIST_SIDE;
 export const BOX = 20;
 export const CENTRE = 14;
 
