@@ -242,7 +242,11 @@ describe("augmented training is reproducible", () => {
     const plain = await make(plainProgram);
     await fit(plain, data.train, data.test, o);
     expect(Buffer.from(plain.getParameters().buffer).equals(Buffer.from(fused.getParameters().buffer))).toBe(false);
-    await expect(fused.trainStep(new Float32Array(784), new BigInt64Array(1), 1)).rejects.toThrow("needs its batch's position");
+    await expect(fused.trainStep(new Float32Array(784), new BigInt64Array(1), 1)).rejects.toThrow(/^trainStep: this program augments inside its training step.*pass it as the fourth argument/);
+    // both ways at once would augment twice: refused before any step
+    const before = fused.step;
+    await expect(fit(fused, data.train, data.test, { ...o, augment: () => {} })).rejects.toThrow(/^fit: the trainer's program already augments inside its training step .* leave one of them out$/);
+    expect(fused.step).toBe(before);
     await aug.release();
   });
 

@@ -190,7 +190,10 @@ export class Trainer {
   private augmentFeeds(n: number, at: BatchPosition | undefined): Record<string, Tensor> {
     const a = this.program.augment;
     if (!a) return {};
-    if (!at) throw new Error("internal error: an augmenting training step needs its batch's position (epoch, batch)");
+    if (!at)
+      throw new TypeError(
+        "trainStep: this program augments inside its training step, and the augmentation's draws depend on the batch's place in the run; pass it as the fourth argument, e.g. trainStep(images, labels, n, { epoch, batch })",
+      );
     return augmentFeeds(this.ort, drawBatch(a.config, batchRng(this.noiseSeed, at.epoch, at.batch), n, a.rows, a.cols), n, a.rows, a.cols);
   }
 
