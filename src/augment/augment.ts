@@ -181,7 +181,7 @@ export function augmentInto(g: G, x: Value, c: AugmentConfig, rows: number, cols
       const pool: PoolAttrs = { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] };
       if (c.stroke <= 1) {
         // One step either way in one MaxPool: s MaxPool(s y) with s = sign(w) is the dilation for w > 0 and the
-        // erosion (-MaxPool(-y)) for w < 0, so y + |w| (that - y) is the formula above, bit for bit, with one pool
+        // erosion (-MaxPool(-y)) for w < 0, so y + |w| (that - y) is the header's formula, bit for bit, with one pool
         // and five image-sized elementwise ops instead of two and eight (measured: the augmented step of the
         // lenet5 recipe, batch 32, 2.5-4 % faster).
         const small = [{ shape: w.shape, dtype: "float32" as const }];

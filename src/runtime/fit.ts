@@ -94,10 +94,10 @@ export interface FitOptions {
 export type FitStatus = "completed" | "interrupted" | "diverged";
 
 export async function fit(trainer: Trainer, train: Split, test: Split, o: FitOptions): Promise<{ status: FitStatus; position: Position; lastLoss: number }> {
-  // The number of classes is the model's: labels outside it are a data error, not a wrong loss.
-  const classes = trainer.program.plan.classes;
   if (o.augment && trainer.program.augment)
     throw new TypeError("fit: the trainer's program already augments inside its training step (buildProgram's augment argument), so `augment` would augment every batch twice; leave one of them out");
+  // The number of classes is the model's: labels outside it are a data error, not a wrong loss.
+  const classes = trainer.program.plan.classes;
   checkLabels(train, classes, "training");
   checkLabels(test, classes, "test");
   const px = train.rows * train.cols;
